@@ -1,0 +1,76 @@
+"""The model card: what a pickled model is, where it came from and how well it did.
+
+Written beside the pickle as ``model_card.json``; the API reads it to check the pickle's sha256 and the
+library versions before unpickling.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from intent_lib import __version__
+from intent_lib.paths import project_root
+
+# Libraries whose version must match between training and serving for a pickle to load and behave the same.
+PICKLE_LIBRARIES = ("scikit-learn", "numpy", "scipy", "spacy")
+REPORTED_LIBRARIES = (*PICKLE_LIBRARIES, "pandas", "posos-intent")
+
+
+def library_versions(names: tuple[str, ...] = REPORTED_LIBRARIES) -> dict[str, str]:
+    versions = {name: metadata.version(name) for name in names}
+    return versions | {"python": platform.python_version()}
+
+
+def git_commit() -> str:
+    """The checkout's commit (with ``-dirty`` when it has changes), or ``unknown`` outside git."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=project_root(), capture_output=True,  # noqa: E731
+                                        text=True, timeout=10, check=True).stdout.strip()
+        return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, Any], params: dict[str, Any],
+               tuned: bool, labels: list[int], names: dict[int, str], validation: dict[str, float]) -> dict[str, Any]:
+    """The card's content; ``validation`` holds the validation-split metrics."""
+    trained_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    return {
+        "model_version": f"{__version__}+{model_sha256[:12]}",
+        "trained_at": trained_at,
+        "model_sha256": model_sha256,
+        "git_commit": git_commit(),
+        "dataset": dataset,
+        "split": split,
+        "params": params,
+        "params_source": "models/best_params.json (tuned)" if tuned else "defaults (intent_lib.model.ModelParams)",
+        "labels": labels,
+        "names": {str(k): v for k, v in names.items()},
+        "validation": validation,
+        "libraries": library_versions(),
+    }
+
+
+def write_card(card: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def read_card(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"No model card at {path}: run `make train` first.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def version_mismatches(card: dict[str, Any]) -> list[str]:
+    """Human-readable differences between the card's pickle libraries and the installed ones."""
+    installed = library_versions(PICKLE_LIBRARIES)
+    trained = card.get("libraries", {})
+    return [f"{name} {trained.get(name, '?')} at training, {installed[name]} here"
+            for name in PICKLE_LIBRARIES if trained.get(name) != installed[name]]
