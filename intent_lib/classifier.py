@@ -46,17 +46,16 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
                          random_state=self.random_state)
 
     def fit(self, X, y) -> "CalibratedLinearSVC":
-        y = np.asarray(y)
-        self.classes_ = np.unique(y)
+        self.classes_, y_index = np.unique(np.asarray(y), return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("At least two intents are needed to train a classifier.")
-        folds = StratifiedKFold(n_splits=min(self.cv, max(2, np.bincount(np.searchsorted(self.classes_, y)).max())),
-                                shuffle=True, random_state=self.random_state)
-        oof = cross_val_predict(self._svc(y), X, y, cv=folds, method="decision_function")
+        # Work on class indices: cross_val_predict encodes labels that way, and class weights must match.
+        folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
+        oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
         valid = oof > -1e30  # cross_val_predict fills classes missing from a training fold with -max float
         oof = np.where(valid, oof, oof[valid].min())
-        self.temperature_ = fit_temperature(oof, np.searchsorted(self.classes_, y))
-        self.svc_ = self._svc(y).fit(X, y)
+        self.temperature_ = fit_temperature(oof, y_index)
+        self.svc_ = self._svc(y_index).fit(X, y_index)
         return self
 
     def decision_function(self, X) -> np.ndarray:
@@ -65,6 +64,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         return scores if scores.ndim == 2 else np.column_stack([-scores, scores])
 
     def predict_proba(self, X) -> np.ndarray:
+        """Probabilities in ``classes_`` order."""
         return softmax(self.decision_function(X) / self.temperature_, axis=1)
 
     def predict(self, X) -> np.ndarray:

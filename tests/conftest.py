@@ -1,0 +1,29 @@
+"""Shared fixtures: every test's data is made here or by the test itself, never the real dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from intent_lib.data import DEMO_DIR, DatasetInfo, load_labeled, stratified_split, write_split
+from intent_lib.model import ModelParams
+from intent_lib.training import train_and_save
+
+
+@pytest.fixture(scope="session")
+def demo_frame() -> pd.DataFrame:
+    """The demo dataset shipped in the package (synthetic, written for the project)."""
+    return load_labeled(DEMO_DIR / "input_train.csv", DEMO_DIR / "output_train.csv")
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_frame: pd.DataFrame) -> Path:
+    """A project-like folder with data/processed (split of the demo data) and models/ (pickle + card)."""
+    root = tmp_path_factory.mktemp("project")
+    train, val = stratified_split(demo_frame, val_size=0.25, seed=0)
+    split = write_split(train, val, root / "data" / "processed", root, seed=0, val_size=0.25,
+                        dataset=DatasetInfo("demo", "fixture", "0" * 64))
+    train_and_save(split, root, root / "models", ModelParams(), tuned=False)
+    return root
