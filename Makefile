@@ -1,0 +1,67 @@
+# posos-intent: `make help` lists the targets. Everything runs in Docker when an engine answers
+# (RUNTIME=docker), else locally in .venv (RUNTIME=local); set RUNTIME to force either.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DOCKER ?= docker
+RUNTIME ?= $(shell $(DOCKER) info >/dev/null 2>&1 && echo docker || echo local)
+DATA_ARCHIVE ?= data.tgz.gpg
+PYTEST_ARGS ?=
+export DATA_ARCHIVE POSOS_PASSPHRASE POSOS_PASSPHRASE_FILE
+
+TRAINER_IMAGE ?= posos-intent-trainer:latest
+# Files written into mounted folders belong to the caller; HOME must then be writable.
+DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
+
+.PHONY: help venv train check lab bench lock clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@printf "\nRUNTIME=$(RUNTIME) (docker when an engine answers; force with RUNTIME=local|docker)\n"
+
+$(VENV)/.installed: requirements/dev.lock pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements/dev.lock
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name posos-intent --display-name "posos-intent (.venv)" >/dev/null
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv from the lock (done for you by the other targets)
+
+train: ## Decrypt the data (or use the demo data), run the notebooks, write models/ and reports/
+ifeq ($(RUNTIME),docker)
+	$(DOCKER) build -f trainer.Dockerfile -t $(TRAINER_IMAGE) .
+	mkdir -p data models reports
+	$(DOCKER) run --rm $(DOCKER_USER) \
+	  -v "$(CURDIR)/data:/app/data" -v "$(CURDIR)/models:/app/models" -v "$(CURDIR)/reports:/app/reports" \
+	  $(if $(wildcard $(DATA_ARCHIVE)),-v "$(abspath $(DATA_ARCHIVE)):/run/posos/data.tgz.gpg:ro" -e DATA_ARCHIVE=/run/posos/data.tgz.gpg) \
+	  $(if $(POSOS_PASSPHRASE_FILE),-v "$(abspath $(POSOS_PASSPHRASE_FILE)):/run/posos/passphrase:ro" -e POSOS_PASSPHRASE_FILE=/run/posos/passphrase) \
+	  $(if $(POSOS_PASSPHRASE),-e POSOS_PASSPHRASE) \
+	  $(TRAINER_IMAGE) train $(TRAIN_ARGS)
+else
+train: $(VENV)/.installed
+	$(PY) -m intent_lib train $(TRAIN_ARGS)
+endif
+
+check: $(VENV)/.installed ## Run the test suite (PYTEST_ARGS="-k api" to select)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lab: $(VENV)/.installed ## Open the notebooks in JupyterLab with the project's kernel
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(VENV)/.installed ## Model benchmark: accuracy, macro-F1, ECE, fit time, latency, pickle size
+	$(PY) bench/bench_model.py
+
+lock: ## Re-pin every dependency from pyproject.toml into requirements/*.lock
+	$(PY) -m pip install -q uv
+	for spec in "train:--extra train" "serve:--extra serve" "dev:--all-extras"; do \
+	  $(VENV)/bin/uv pip compile pyproject.toml $${spec#*:} --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	    --no-header --annotation-style line -q -o requirements/$${spec%%:*}.lock; done
+
+clean: ## Remove generated models, reports and processed data (keeps data/*.csv and .venv)
+	rm -rf models reports/*.html reports/*.json reports/*.csv reports/executed data/processed
+
+-include mk/*.mk

@@ -1,0 +1,143 @@
+"""Run the numbered notebooks with papermill, render each to HTML with nbconvert, and write an index.
+
+Executed notebooks are kept under ``reports/executed/``; HTML reports land in ``reports/``. Each report
+starts with a header cell of run metadata (and the demo-data warning when it applies).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import papermill
+from nbconvert import HTMLExporter
+
+from intent_lib import archive
+from intent_lib.card import git_commit
+from intent_lib.data import DEMO_BANNER, Split
+
+log = logging.getLogger(__name__)
+
+TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability")
+TUNE_NOTEBOOKS = ("05_tune",)
+DEFAULT_ARCHIVE = "data.tgz.gpg"
+SPLIT_DIR = Path("data/processed")
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class PipelineError(RuntimeError):
+    """A step failed; the message says which and where to look."""
+
+
+@dataclass
+class StepResult:
+    name: str
+    seconds: float
+    parameters: dict[str, Any]
+    html: Path
+
+
+@dataclass
+class Run:
+    root: Path
+    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
+    steps: list[StepResult] = field(default_factory=list)
+
+
+def prepare_data(root: Path) -> str:
+    """Decrypt ``DATA_ARCHIVE`` into data/ when it exists; say which data the run will use."""
+    archive_path = Path(os.environ.get("DATA_ARCHIVE") or DEFAULT_ARCHIVE)
+    archive_path = archive_path if archive_path.is_absolute() else root / archive_path
+    if archive_path.is_file():
+        files = archive.decrypt_archive(archive_path, root / "data", archive.read_passphrase())
+        log.info("decrypted %s into %s", archive_path.name, ", ".join(f"data/{f.name}" for f in files))
+        return "archive"
+    if os.environ.get("DATA_ARCHIVE", DEFAULT_ARCHIVE) != DEFAULT_ARCHIVE:
+        raise archive.ArchiveError(f"DATA_ARCHIVE={os.environ['DATA_ARCHIVE']} does not exist.")
+    if (root / "data" / "input_train.csv").is_file():
+        log.info("no archive at %s: using the CSV files already in data/", archive_path)
+        return "csv"
+    log.warning("=" * 80 + "\n%s\n" + "=" * 80, DEMO_BANNER)
+    return "demo"
+
+
+def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any]) -> Run:
+    """Execute ``notebooks/<name>.ipynb`` in order, each with the overrides its parameters cell declares."""
+    run = Run(root)
+    executed = root / "reports" / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        source = root / "notebooks" / f"{name}.ipynb"
+        declared = papermill.inspect_notebook(str(source))
+        parameters = {k: v for k, v in overrides.items() if k in declared}
+        output = executed / f"{name}.ipynb"
+        log.info("running %s %s", name, parameters or "(default parameters)")
+        started = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(root),
+                                       kernel_name="python3", progress_bar=True, log_output=False)
+        except papermill.PapermillExecutionError as exc:
+            raise PipelineError(f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                                f"See {output.relative_to(root)} for the full trace.") from exc
+        step = StepResult(name, time.perf_counter() - started, parameters, root / "reports" / f"{name}.html")
+        render_html(output, step, run)
+        run.steps.append(step)
+        log.info("%s done in %.0f s -> %s", name, step.seconds, step.html.relative_to(root))
+    write_index(run)
+    return run
+
+
+def _dataset_line(root: Path) -> tuple[str, bool]:
+    """A line describing the data of this run, and whether it is the demo data."""
+    split_file = root / SPLIT_DIR / "split.json"
+    if not split_file.is_file():
+        return "dataset: not split yet", False
+    split = Split.read(root / SPLIT_DIR)
+    return (f"dataset: {split.dataset.source} ({split.dataset.location}), sha256 {split.dataset.sha256[:12]}…, "
+            f"split seed {split.seed}, validation share {split.val_size}"), split.dataset.is_demo
+
+
+def _header(step: StepResult, run: Run) -> str:
+    dataset, is_demo = _dataset_line(run.root)
+    lines = [f"**Run metadata** — notebook `{step.name}`, started {run.started.isoformat()}, "
+             f"took {step.seconds:.0f} s, git commit `{git_commit()}`  ",
+             f"{dataset}  ",
+             f"parameters passed: `{json.dumps(step.parameters)}` (the rest are the notebook's defaults)"]
+    if is_demo:
+        lines.insert(0, f'<div style="background:#fde2e1;border:2px solid #c0392b;padding:8px;font-weight:bold">'
+                        f"⚠ {html.escape(DEMO_BANNER)}</div>\n")
+    return "\n".join(lines)
+
+
+def render_html(executed: Path, step: StepResult, run: Run) -> None:
+    """Render an executed notebook to standalone HTML (charts are inline SVG, no CDN script: opens offline)."""
+    notebook = nbformat.read(executed, as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell(_header(step, run)))
+    exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATES)], template_name="offline",
+                            exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(notebook)
+    step.html.write_text(body, encoding="utf-8")
+
+
+def write_index(run: Run) -> Path:
+    """``reports/index.html`` linking every HTML report present, newest run's steps first in order."""
+    reports = run.root / "reports"
+    dataset, is_demo = _dataset_line(run.root)
+    links = "\n".join(f'<li><a href="{p.name}">{p.stem}</a> <small>({datetime.fromtimestamp(p.stat().st_mtime, timezone.utc):%Y-%m-%d %H:%M} UTC)</small></li>'
+                      for p in sorted(reports.glob("0*.html")))
+    banner = f'<p style="background:#fde2e1;padding:8px"><b>⚠ {html.escape(DEMO_BANNER)}</b></p>' if is_demo else ""
+    page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>posos-intent reports</title>"
+            f"<body style='font-family:sans-serif;max-width:50em;margin:2em auto'>"
+            f"<h1>posos-intent reports</h1>{banner}<p>{html.escape(dataset)}<br>git commit <code>{git_commit()}</code>, "
+            f"run started {run.started.isoformat()}</p><ol>{links}</ol></body></html>")
+    index = reports / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
