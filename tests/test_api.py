@@ -1,0 +1,335 @@
+"""The API through Litestar's test client: every endpoint, every bad input, start-up refusals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+
+from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
+from intent_lib.card import read_card
+from intent_lib.intents import intent_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def model_path(trained_model_dir: Path) -> Path:
+    return trained_model_dir / "models" / "intent_model.pkl"
+
+
+@pytest.fixture(scope="module")
+def client(model_path: Path):
+    with TestClient(create_app(model_path)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def n_classes(model_path: Path) -> int:
+    return len(read_card(model_path.with_name("model_card.json"))["labels"])
+
+
+def check_prediction(body: dict, query: str, k: int) -> None:
+    assert set(body) == {"query", "intent", "name", "confidence", "top_k"}
+    assert body["query"] == query
+    ranked = body["top_k"]
+    assert len(ranked) == k
+    assert [set(r) for r in ranked] == [{"intent", "name", "score"}] * k
+    assert (body["intent"], body["name"], body["confidence"]) == (ranked[0]["intent"], ranked[0]["name"],
+                                                                  ranked[0]["score"])
+    scores = [r["score"] for r in ranked]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert len({r["intent"] for r in ranked}) == k
+    for r in ranked:
+        assert r["name"] == intent_name(r["intent"])
+
+
+# ------------------------------------------------------------------------------------------ endpoints
+
+
+def test_get_intent_returns_top_3_by_default(client: TestClient) -> None:
+    query = "Quels sont les effets secondaires du doliprane ?"
+    response = client.get("/intent", params={"query": query})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    check_prediction(response.json(), query, 3)
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 51])
+def test_get_intent_top_k(client: TestClient, n_classes: int, k: int) -> None:
+    response = client.get("/intent", params={"query": "posologie amoxicilline enfant", "top_k": k})
+    assert response.status_code == 200
+    check_prediction(response.json(), "posologie amoxicilline enfant", min(k, n_classes))
+
+
+def test_post_intent_batch_in_order_and_same_as_get(client: TestClient) -> None:
+    queries = ["effets secondaires du doliprane", "puis-je prendre de l'ibuprofène enceinte ?",
+               "où acheter du paracétamol", "effets secondaires du doliprane"]
+    response = client.post("/intent", json={"queries": queries, "top_k": 2})
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert [p["query"] for p in predictions] == queries
+    for query, prediction in zip(queries, predictions):
+        check_prediction(prediction, query, 2)
+        single = client.get("/intent", params={"query": query, "top_k": 2}).json()
+        assert single["intent"] == prediction["intent"]
+        assert single["confidence"] == pytest.approx(prediction["confidence"], abs=1e-9)
+
+
+def test_post_intent_default_top_k_and_full_batch(client: TestClient) -> None:
+    queries = [f"question numéro {i} sur le doliprane" for i in range(MAX_BATCH)]
+    response = client.post("/intent", json={"queries": queries})
+    assert response.status_code == 200
+    predictions = response.json()["predictions"]
+    assert len(predictions) == MAX_BATCH
+    assert all(len(p["top_k"]) == 3 for p in predictions)
+    assert predictions[-1]["query"] == queries[-1]
+
+
+def test_health(client: TestClient, model_path: Path) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    card = read_card(model_path.with_name("model_card.json"))
+    assert response.json() == {"status": "ok", "model_version": card["model_version"]}
+
+
+def test_health_is_503_until_the_model_is_loaded(model_path: Path) -> None:
+    not_started = TestClient(create_app(model_path))  # no `with`: the lifespan has not run
+    response = not_started.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+    assert not_started.get("/intent", params={"query": "bonjour"}).status_code == 503
+
+
+def test_version_is_the_model_card(client: TestClient, model_path: Path) -> None:
+    response = client.get("/version")
+    assert response.status_code == 200
+    body = response.json()
+    assert body == read_card(model_path.with_name("model_card.json"))
+    for key in ("model_version", "trained_at", "model_sha256", "dataset", "validation", "libraries"):
+        assert key in body
+    assert {"accuracy", "f1_macro", "ece"} <= set(body["validation"])
+
+
+def test_openapi_schema(client: TestClient) -> None:
+    schema = client.get("/schema/openapi.json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {"get", "post"} <= set(paths["/intent"])
+    assert {"/health", "/version"} <= set(paths)
+    params = {p["name"] for p in paths["/intent"]["get"]["parameters"]}
+    assert params == {"query", "top_k"}
+    ui = client.get("/schema")
+    assert ui.status_code == 200
+    assert "text/html" in ui.headers["content-type"]
+
+
+def test_web_page_and_assets_are_served_without_cdn(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    html = page.text
+    assert "/static/app.js" in html and "/static/style.css" in html
+    for asset in ("app.js", "style.css"):
+        response = client.get(f"/static/{asset}")
+        assert response.status_code == 200, asset
+    for path in (ROOT / "api" / "static").iterdir():
+        text = path.read_text(encoding="utf-8")
+        assert "http://" not in text and "https://" not in text, f"{path.name} loads something from the network"
+
+
+# ------------------------------------------------------------------------------------------ bad inputs
+
+
+def assert_error(response, status: int | tuple[int, ...], field: str | None = None) -> dict:
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert response.status_code in statuses, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert body["status_code"] == response.status_code
+    assert isinstance(body["detail"], str) and body["detail"]
+    assert "Traceback" not in response.text
+    if field is not None:
+        assert body.get("field") == field, body
+        assert field in body["detail"], body
+    return body
+
+
+@pytest.mark.parametrize("params", [{}, {"query": ""}, {"query": "   "}, {"query": "\n\t "}, {"top_k": 3}],
+                         ids=["missing", "empty", "blank", "whitespace", "only-top_k"])
+def test_get_missing_or_blank_query_is_400_naming_the_field(client: TestClient, params: dict) -> None:
+    assert_error(client.get("/intent", params=params), 400, "query")
+
+
+@pytest.mark.parametrize("top_k", ["abc", "0", "-1", "52", "1.5", "true", ""])
+def test_get_bad_top_k_is_400_naming_the_field(client: TestClient, top_k: str) -> None:
+    assert_error(client.get("/intent", params={"query": "bonjour", "top_k": top_k}), 400, "top_k")
+
+
+def test_get_query_over_5000_characters(client: TestClient) -> None:
+    body = assert_error(client.get("/intent", params={"query": "a" * (MAX_QUERY_CHARS + 1)}), (413, 422), "query")
+    assert "5,000" in body["detail"]
+    assert client.get("/intent", params={"query": "a" * MAX_QUERY_CHARS}).status_code == 200
+
+
+def test_post_batch_over_1000(client: TestClient) -> None:
+    body = assert_error(client.post("/intent", json={"queries": ["a"] * (MAX_BATCH + 1)}), (413, 422), "queries")
+    assert "1,000" in body["detail"]
+
+
+def test_post_query_over_5000_characters_names_its_index(client: TestClient) -> None:
+    response = client.post("/intent", json={"queries": ["ok", "b" * (MAX_QUERY_CHARS + 1)]})
+    assert_error(response, (413, 422), "queries[1]")
+
+
+def test_post_body_over_the_size_limit_is_413(client: TestClient) -> None:
+    assert_error(client.post("/intent", content=b'{"queries": ["' + b"a" * 17_000_000 + b'"]}'), 413)
+
+
+@pytest.mark.parametrize("body, field", [
+    (b'{"queries": ["a",', None),
+    (b"{bad json", None),
+    (b"\xff\xfe\x00", None),
+    (b"", "body"),
+    (b"null", "body"),
+    (b"[]", "body"),
+    (b'"queries"', "body"),
+    (b'{"query": "bonjour"}', "body"),
+    (b'{"queries": "bonjour"}', "queries"),
+    (b'{"queries": [1, 2]}', "queries[0]"),
+    (b'{"queries": [null]}', "queries[0]"),
+    (b'{"queries": [["a"]]}', "queries[0]"),
+    (b'{"queries": {"a": 1}}', "queries"),
+    (b'{"queries": []}', "queries"),
+    (b'{"queries": ["ok", ""]}', "queries[1]"),
+    (b'{"queries": ["ok", "  \\n "]}', "queries[1]"),
+    (b'{"queries": ["a"], "top_k": "many"}', "top_k"),
+    (b'{"queries": ["a"], "top_k": 2.5}', "top_k"),
+    (b'{"queries": ["a"], "top_k": 0}', "top_k"),
+    (b'{"queries": ["a"], "top_k": 52}', "top_k"),
+    (b'{"queries": ["a"], "top_k": null}', "top_k"),
+], ids=lambda v: v.decode("latin-1")[:30] if isinstance(v, bytes) else str(v))
+def test_post_bad_bodies_are_400(client: TestClient, body: bytes, field: str | None) -> None:
+    response = client.post("/intent", content=body, headers={"content-type": "application/json"})
+    assert_error(response, (400, 422), field)
+
+
+def test_unknown_route_and_method_give_json_errors(client: TestClient) -> None:
+    assert_error(client.get("/nope"), 404)
+    assert_error(client.put("/intent", json={"queries": ["a"]}), 405)
+    assert_error(client.delete("/intent"), 405)
+
+
+# ------------------------------------------------------------------------------------------ odd text
+
+
+ODD_QUERIES = {
+    "emoji": "j'ai mal 🤕💊 doliprane ??? 😭😭",
+    "html": "<script>alert('x')</script><b>posologie</b> &amp; effets",
+    "only-tags": "<b></b><i></i>",
+    "arabic": "ما هي الآثار الجانبية للباراسيتامول؟",
+    "chinese": "扑热息痛的副作用是什么？",
+    "cyrillic": "побочные эффекты парацетамола",
+    "control": "doli\x00pra\x07ne\x1b[31m effets\x7f",
+    "nul-only": "\x00",
+    "long-word": "a" * 4_999,
+    "combining": "e\u0301ffets inde\u0301sirables",
+    "rtl-mix": "doliprane \u202eenarpilod\u202c enceinte",
+    "zero-width": "doli\u200bprane\ufeff",
+    "sql": "'; DROP TABLE intents; --",
+    "digits": "1000 mg 3x/j ???",
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_QUERIES))
+def test_odd_text_gets_a_normal_answer(client: TestClient, name: str) -> None:
+    query = ODD_QUERIES[name]
+    response = client.get("/intent", params={"query": query})
+    assert response.status_code == 200, response.text
+    check_prediction(response.json(), query, 3)
+
+
+def test_odd_text_in_a_batch(client: TestClient) -> None:
+    queries = list(ODD_QUERIES.values())
+    response = client.post("/intent", json={"queries": queries, "top_k": 1})
+    assert response.status_code == 200, response.text
+    assert [p["query"] for p in response.json()["predictions"]] == queries
+
+
+@pytest.mark.parametrize("raw", ["%ED%A0%80", "%FF%FE", "%C3", "a%00b"], ids=["surrogate", "bad-utf8", "cut", "nul"])
+def test_invalid_utf8_in_the_url_is_not_a_500(client: TestClient, raw: str) -> None:
+    response = client.get(f"/intent?query={raw}")
+    assert response.status_code in (200, 400), response.text
+
+
+# ------------------------------------------------------------------------------------------ start-up refusals
+
+
+def model_copy(model_path: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "models"
+    shutil.copytree(model_path.parent, folder)
+    return folder / model_path.name
+
+
+def edit_card(model: Path, **changes: object) -> None:
+    card_path = model.with_name("model_card.json")
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            card[key] = {**card[key], **value}
+        else:
+            card[key] = value
+    card_path.write_text(json.dumps(card), encoding="utf-8")
+
+
+def start_error(model: Path) -> str:
+    with pytest.raises(BaseException) as info:
+        with TestClient(create_app(model)):
+            pass
+    return str(info.value) + " ".join(str(e) for e in getattr(info.value, "exceptions", ()))
+
+
+def test_refuses_to_start_without_a_model(tmp_path: Path) -> None:
+    assert "make train" in start_error(tmp_path / "models" / "intent_model.pkl")
+
+
+def test_refuses_to_start_without_a_card(model_path: Path, tmp_path: Path) -> None:
+    model = model_copy(model_path, tmp_path)
+    model.with_name("model_card.json").unlink()
+    message = start_error(model)
+    assert "model card" in message and "make train" in message
+
+
+def test_refuses_to_start_on_a_sha256_mismatch(model_path: Path, tmp_path: Path) -> None:
+    model = model_copy(model_path, tmp_path)
+    edit_card(model, model_sha256="0" * 64)
+    message = start_error(model)
+    assert "sha256" in message and "make train" in message
+
+
+def test_refuses_to_start_on_a_library_version_mismatch(model_path: Path, tmp_path: Path) -> None:
+    model = model_copy(model_path, tmp_path)
+    edit_card(model, libraries={"scikit-learn": "0.0.1"})
+    message = start_error(model)
+    assert "scikit-learn 0.0.1 at training" in message and "make train" in message
+
+
+@pytest.mark.slow
+def test_uvicorn_start_failure_is_one_line_and_non_zero(tmp_path: Path) -> None:
+    missing = tmp_path / "models" / "intent_model.pkl"
+    run = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", "0"],
+        cwd=ROOT, env={**os.environ, "MODEL_PATH": str(missing)}, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode != 0
+    assert "Traceback" not in run.stderr
+    assert f"No model at {missing}: run `make train` first" in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 2, run.stderr  # the reason, then uvicorn's "Application startup failed. Exiting."

@@ -1,0 +1,87 @@
+"""The whole pipeline through papermill on the demo data, in a throw-away project folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def run_train(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("POSOS_", "DATA_ARCHIVE"))}
+    return subprocess.run([sys.executable, "-m", "intent_lib", "train", *args], cwd=root, capture_output=True,
+                          text=True, env=environment | {"POSOS_ROOT": str(root), **env}, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    root = tmp_path_factory.mktemp("demo-project")
+    shutil.copytree(REPO / "notebooks", root / "notebooks")
+    return root, run_train(root, "-p", "n_resamples=50", "-p", "n_seeds=2")
+
+
+def test_demo_run_succeeds_and_says_it_is_demo_data(demo_run) -> None:
+    root, run = demo_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "DEMO DATA" in run.stderr
+
+
+def test_model_and_card_exist_and_agree(demo_run) -> None:
+    root, _ = demo_run
+    card = json.loads((root / "models" / "model_card.json").read_text())
+    import hashlib
+    assert hashlib.sha256((root / "models" / "intent_model.pkl").read_bytes()).hexdigest() == card["model_sha256"]
+    assert card["dataset"]["source"] == "demo" and card["params_source"].startswith("defaults")
+
+
+def test_metrics_json_is_sane(demo_run) -> None:
+    root, _ = demo_run
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    summary = metrics["summary"]
+    assert 0.5 < summary["accuracy"] <= 1 and summary["accuracy"] == pytest.approx(summary["f1_micro"])
+    assert 0 <= summary["ece"] <= 1
+    matrix, labels = metrics["confusion_matrix"]["matrix"], metrics["confusion_matrix"]["labels"]
+    assert len(matrix) == len(labels) == len(metrics["per_intent"]) == 6
+    assert sum(map(sum, matrix)) == summary["n"]
+    assert sum(matrix[i][i] for i in range(len(labels))) / summary["n"] == pytest.approx(summary["accuracy"])
+
+
+def test_html_reports_open_offline_and_warn_about_demo_data(demo_run) -> None:
+    root, _ = demo_run
+    reports = sorted((root / "reports").glob("0*.html"))
+    assert [p.stem for p in reports] == ["01_split", "02_train", "03_evaluate", "04_variability"]
+    for report in reports:
+        page = report.read_text()
+        assert "DEMO DATA" in page and "Run metadata" in page
+        assert not re.search(r'(src|href)="(https?:)?//', page), f"{report.name} loads something from the network"
+        assert "Traceback" not in page
+    assert "data:image/svg+xml" in (root / "reports" / "03_evaluate.html").read_text()
+    index = (root / "reports" / "index.html").read_text()
+    assert all(f'href="{p.name}"' in index for p in reports)
+
+
+def test_executed_notebooks_are_kept(demo_run) -> None:
+    root, _ = demo_run
+    assert sorted(p.stem for p in (root / "reports" / "executed").glob("*.ipynb"))[:3] == [
+        "01_split", "02_train", "03_evaluate"]
+
+
+def test_a_failing_step_exits_non_zero_with_a_pointer(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    run = run_train(tmp_path, "--only", "02_train")  # no split yet
+    assert run.returncode == 1
+    assert "02_train failed" in run.stderr and "reports/executed/02_train.ipynb" in run.stderr
+
+
+def test_missing_archive_named_explicitly_is_an_error(tmp_path: Path) -> None:
+    run = run_train(tmp_path, DATA_ARCHIVE=str(tmp_path / "mine.tgz.gpg"))
+    assert run.returncode == 1 and "does not exist" in run.stderr
