@@ -1,0 +1,137 @@
+// The intent page: asks GET /intent as the user types (debounced), shows the top intents as bars.
+// Plain browser JavaScript, no dependency, no build step; every text is inserted with textContent.
+"use strict";
+
+(function () {
+  const DEBOUNCE_MS = 200;
+  const MAX_CHARS = 5000;
+  const $ = (id) => document.getElementById(id);
+  const form = $("ask"), input = $("query"), topK = $("top_k"), results = $("results"),
+    status = $("status"), count = $("count"), model = $("model");
+  let timer = null, inFlight = null, lastKey = "";
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function percent(x) {
+    return (100 * x).toLocaleString("fr-FR", { maximumFractionDigits: 1, minimumFractionDigits: 1 }) + " %";
+  }
+
+  function showStatus(text, isError) {
+    status.textContent = text;
+    status.classList.toggle("error", Boolean(isError));
+  }
+
+  function render(prediction) {
+    results.replaceChildren();
+    prediction.top_k.forEach((item, rank) => {
+      const li = el("li", rank === 0 ? "result best" : "result");
+      li.dataset.intent = String(item.intent);
+      const label = el("div", "label");
+      label.append(el("span", "name", item.name), el("span", "id", "#" + item.intent),
+        el("span", "score", percent(item.score)));
+      const bar = el("div", "bar");
+      const fill = el("div", "fill");
+      fill.style.width = Math.max(0.5, 100 * item.score).toFixed(1) + "%";
+      bar.append(fill);
+      li.append(label, bar);
+      results.append(li);
+    });
+    showStatus("Intention la plus probable : " + prediction.name + " (" + percent(prediction.confidence) + ")");
+  }
+
+  async function classify() {
+    const query = input.value;
+    const key = topK.value + "\u0000" + query;
+    if (key === lastKey) return;
+    lastKey = key;
+    if (inFlight) inFlight.abort();
+    if (!query.trim()) {
+      results.replaceChildren();
+      showStatus("Tapez une question ou cliquez sur un exemple.");
+      return;
+    }
+    const controller = new AbortController();
+    inFlight = controller;
+    const url = "/intent?" + new URLSearchParams({ query: query, top_k: topK.value });
+    try {
+      const response = await fetch(url, { signal: controller.signal, headers: { Accept: "application/json" } });
+      const body = await response.json();
+      if (controller !== inFlight) return;  // a newer request was sent meanwhile
+      if (!response.ok) {
+        results.replaceChildren();
+        showStatus(body.detail || ("Erreur " + response.status), true);
+        return;
+      }
+      render(body);
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      lastKey = "";
+      showStatus("L'API ne répond pas (" + err.message + ").", true);
+    } finally {
+      if (controller === inFlight) inFlight = null;
+    }
+  }
+
+  function schedule() {
+    count.textContent = input.value.length + " / " + MAX_CHARS;
+    clearTimeout(timer);
+    timer = setTimeout(classify, DEBOUNCE_MS);
+  }
+
+  input.addEventListener("input", schedule);
+  topK.addEventListener("change", () => { lastKey = ""; classify(); });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    clearTimeout(timer);
+    lastKey = "";
+    classify();
+  });
+  $("examples").addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button) return;
+    input.value = button.textContent;
+    count.textContent = input.value.length + " / " + MAX_CHARS;
+    clearTimeout(timer);
+    classify();
+    input.focus();
+  });
+
+  function metric(value, asPercent) {
+    if (typeof value !== "number") return "–";
+    return asPercent ? percent(value) : value.toLocaleString("fr-FR", { maximumFractionDigits: 3 });
+  }
+
+  async function loadCard() {
+    try {
+      const response = await fetch("/version", { headers: { Accept: "application/json" } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const card = await response.json();
+      const v = card.validation || {};
+      const data = card.dataset || {};
+      const rows = [
+        ["Version", card.model_version],
+        ["Entraîné le", card.trained_at ? new Date(card.trained_at).toLocaleString("fr-FR") : "–"],
+        ["Données", (data.source || "?") + (data.source === "demo" ? " (démo : scores sans valeur)" : "")],
+        ["Exactitude (validation)", metric(v.accuracy, true)],
+        ["F1 macro (validation)", metric(v.f1_macro, true)],
+        ["ECE (calibration)", metric(v.ece, false)],
+        ["Questions de validation", metric(v.n, false)],
+      ];
+      model.replaceChildren();
+      for (const [term, value] of rows) model.append(el("dt", "", term), el("dd", "", String(value ?? "–")));
+    } catch (err) {
+      model.replaceChildren(el("dt", "", "Carte du modèle indisponible"), el("dd", "", err.message));
+    }
+  }
+
+  loadCard();
+  if (input.value.trim()) schedule();
+})();
