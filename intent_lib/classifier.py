@@ -7,6 +7,8 @@ that never saw it (``cv``-fold cross-validation), so confidence means what it sa
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
@@ -57,6 +59,20 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.temperature_ = fit_temperature(oof, y_index)
         self.svc_ = self._svc(y_index).fit(X, y_index)
         return self
+
+    def __getstate__(self) -> dict:
+        """Pickle the weights as float32 (half the file; scores move by < 1e-6)."""
+        state = self.__dict__.copy()
+        if "svc_" in state:
+            svc = state["svc_"] = copy.copy(state["svc_"])
+            svc.coef_ = svc.coef_.astype(np.float32)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Back to float64 weights: sparse products with mixed dtypes would copy them on every call."""
+        if "svc_" in state:
+            state["svc_"].coef_ = state["svc_"].coef_.astype(np.float64)
+        self.__dict__.update(state)
 
     def decision_function(self, X) -> np.ndarray:
         check_is_fitted(self, "svc_")
