@@ -9,10 +9,12 @@ DOCKER ?= docker
 RUNTIME ?= $(shell $(DOCKER) info >/dev/null 2>&1 && echo docker || echo local)
 DATA_ARCHIVE ?= data.tgz.gpg
 PYTEST_ARGS ?=
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line -q
 export DATA_ARCHIVE POSOS_PASSPHRASE POSOS_PASSPHRASE_FILE
 
 TRAINER_IMAGE ?= posos-intent-trainer:latest
 # Files written into mounted folders belong to the caller; HOME must then be writable.
+GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
 DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
 
 .PHONY: help venv train check lab bench lock clean
@@ -40,7 +42,7 @@ ifeq ($(RUNTIME),docker)
 	  $(if $(wildcard $(DATA_ARCHIVE)),-v "$(abspath $(DATA_ARCHIVE)):/run/posos/data.tgz.gpg:ro" -e DATA_ARCHIVE=/run/posos/data.tgz.gpg) \
 	  $(if $(POSOS_PASSPHRASE_FILE),-v "$(abspath $(POSOS_PASSPHRASE_FILE)):/run/posos/passphrase:ro" -e POSOS_PASSPHRASE_FILE=/run/posos/passphrase) \
 	  $(if $(POSOS_PASSPHRASE),-e POSOS_PASSPHRASE) \
-	  $(TRAINER_IMAGE) train $(TRAIN_ARGS)
+	  -e POSOS_GIT_COMMIT="$(GIT_COMMIT)" $(TRAINER_IMAGE) train $(TRAIN_ARGS)
 else
 train: $(VENV)/.installed
 	$(PY) -m intent_lib train $(TRAIN_ARGS)
@@ -55,11 +57,10 @@ lab: $(VENV)/.installed ## Open the notebooks in JupyterLab with the project's k
 bench: $(VENV)/.installed ## Model benchmark: accuracy, macro-F1, ECE, fit time, latency, pickle size
 	$(PY) bench/bench_model.py
 
-lock: ## Re-pin every dependency from pyproject.toml into requirements/*.lock
-	$(PY) -m pip install -q uv
-	for spec in "train:--extra train" "serve:--extra serve" "dev:--all-extras"; do \
-	  $(VENV)/bin/uv pip compile pyproject.toml $${spec#*:} --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
-	    --no-header --annotation-style line -q -o requirements/$${spec%%:*}.lock; done
+lock: $(VENV)/.installed ## Re-pin every dependency: dev.lock from pyproject.toml, then train/serve within it
+	$(VENV)/bin/uv pip compile pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/dev.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra train -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/train.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra serve -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/serve.lock
 
 clean: ## Remove generated models, reports and processed data (keeps data/*.csv and .venv)
 	rm -rf models reports/*.html reports/*.json reports/*.csv reports/executed data/processed

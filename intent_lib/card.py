@@ -7,6 +7,7 @@ library versions before unpickling.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -28,7 +29,9 @@ def library_versions(names: tuple[str, ...] = REPORTED_LIBRARIES) -> dict[str, s
 
 
 def git_commit() -> str:
-    """The checkout's commit (with ``-dirty`` when it has changes), or ``unknown`` outside git."""
+    """``POSOS_GIT_COMMIT`` (set for containers), else the checkout's commit (``-dirty`` with changes), else unknown."""
+    if env := os.environ.get("POSOS_GIT_COMMIT"):
+        return env
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=project_root(), capture_output=True,  # noqa: E731
                                         text=True, timeout=10, check=True).stdout.strip()

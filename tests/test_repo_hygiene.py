@@ -51,3 +51,16 @@ def test_notebooks_are_committed_without_outputs_and_keep_parameters() -> None:
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in code), f"{name} has outputs"
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), f"{name}: no parameters cell"
+
+
+def test_locks_pin_the_same_versions_of_what_the_pickle_needs() -> None:
+    """A model trained from train.lock must load where serve.lock is installed."""
+    from intent_lib.card import PICKLE_LIBRARIES
+
+    def pins(lock: str) -> dict[str, str]:
+        lines = (REPO / "requirements" / lock).read_text().splitlines()
+        return dict(line.split("#")[0].strip().split("==") for line in lines if "==" in line)
+
+    locks = {name: pins(name) for name in ("dev.lock", "train.lock", "serve.lock")}
+    for library in PICKLE_LIBRARIES:
+        assert len({pinned[library] for pinned in locks.values()}) == 1, f"{library} differs between the locks"
