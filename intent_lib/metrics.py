@@ -87,3 +87,63 @@ def coverage_table(y_true: Sequence[int], y_pred: Sequence[int], confidence: Seq
         rows.append({"threshold": t, "coverage": float(kept.mean()),
                      "accuracy": float(correct[kept].mean()) if kept.any() else float("nan")})
     return pd.DataFrame(rows)
+
+
+def weighted_scores(weights: np.ndarray, y_true: Sequence[int], y_pred: Sequence[int],
+                    labels: Sequence[int]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Scores of many row weightings at once (a bootstrap resample is a weighting: how often each row was drawn).
+
+    ``weights`` is (resamples, rows). Returns the ``SUMMARY_KEYS`` scores, one row per weighting, and the
+    per-intent F1 (resamples, len(labels)), NaN where an intent is neither true nor predicted. Macro averages
+    are over the intents present (true or predicted) in each weighting; with all weights 1 and every label
+    present this is ``summary_scores``.
+    """
+    y_true, y_pred, labels = np.asarray(y_true), np.asarray(y_pred), np.asarray(labels)
+    weights = np.atleast_2d(np.asarray(weights, dtype=float))
+    true_hot = (y_true[:, None] == labels[None, :]).astype(float)
+    pred_hot = (y_pred[:, None] == labels[None, :]).astype(float)
+    correct = (y_true == y_pred).astype(float)
+    t, p, tp = weights @ true_hot, weights @ pred_hot, weights @ (true_hot * correct[:, None])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(p > 0, tp / p, 0.0)
+        recall = np.where(t > 0, tp / t, 0.0)
+        f1 = np.where(t + p > 0, 2 * tp / (t + p), np.nan)
+        present = t + p > 0
+        ratio = lambda a, b: np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)  # noqa: E731
+        micro_p, micro_r = ratio(tp.sum(1), p.sum(1)), ratio(tp.sum(1), t.sum(1))
+        scores = pd.DataFrame({
+            "accuracy": weights @ correct / weights.sum(1),
+            "precision_micro": micro_p, "recall_micro": micro_r,
+            "f1_micro": ratio(2 * tp.sum(1), t.sum(1) + p.sum(1)),
+            "precision_macro": np.where(present, precision, 0).sum(1) / present.sum(1),
+            "recall_macro": np.where(present, recall, 0).sum(1) / present.sum(1),
+            "f1_macro": np.nansum(f1, axis=1) / present.sum(1),
+        })
+    return scores[list(SUMMARY_KEYS)], f1
+
+
+def bootstrap_scores(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[int], n_resamples: int = 1000,
+                     seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Paired bootstrap of labelled predictions: rows are drawn with replacement, true and predicted label together.
+
+    Returns ``weighted_scores`` of ``n_resamples`` resamples. The draws depend only on the number of rows and
+    ``seed``, so two models' predictions of the same rows bootstrapped with one seed are paired resample by resample.
+    """
+    n = len(y_true)
+    draws = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=n_resamples)
+    return weighted_scores(draws, y_true, y_pred, labels)
+
+
+def percentile_interval(samples: np.ndarray | pd.Series | pd.DataFrame, confidence: float = 0.95,
+                        axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``confidence`` percentile interval (low, high) of resampled values, ignoring NaN."""
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(np.asarray(samples, dtype=float), [tail, 100 - tail], axis=axis)
+    return low, high
+
+
+def format_interval(point: float, low: float, high: float, digits: int = 2) -> str:
+    """``0.70 [0.68, 0.72]``: a point estimate with its interval."""
+    if np.isnan(point):
+        return "n/a"
+    return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
