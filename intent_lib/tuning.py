@@ -1,0 +1,391 @@
+"""Hyperparameter search with Optuna (notebook 05_tune), and the fast refits it and 04_variability rely on.
+
+Fast refits. A search or a seed study fits the model many times on one set of texts. ``FeatureCache``
+cleans the texts once, loads the spaCy vector table once, and keeps the TF-IDF blocks of recent
+(TF-IDF settings, training rows) pairs, so a trial that changes only ``C``, the class weighting or the
+vector weight refits only the SVM. ``fit_predict`` then fits the same LinearSVC that
+``CalibratedLinearSVC`` fits on all its rows, and skips its out-of-fold temperature: predictions (the
+argmax of the SVM's scores) are identical, only the probabilities are not computed.
+
+Search. Validation rows are only ever predicted and scored, never fitted on: the TF-IDF vocabularies and
+the SVM see the training rows only. The study is created by the notebook (``open_study``), which enqueues
+the default configuration as its first trial, so the best trial is never worse than the defaults on the
+validation split. Workers (``python -m intent_lib.tuning --storage URL --study NAME``) join a study
+through a shared storage (SQLite file, PostgreSQL...) and read the objective from it.
+
+Pruning. Each trial first fits the SVM on half the training rows (stratified) and reports that validation
+score; the median pruner stops trials whose half-data score is below the median of earlier trials at the
+same stage. It is a learning-curve checkpoint, not the objective itself: a configuration that only shines
+with all the data can be pruned. ``prune=False`` switches it off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections import OrderedDict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+with warnings.catch_warnings():  # optuna imports tqdm.auto, which warns in a kernel without ipywidgets
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    import optuna
+from scipy import sparse
+
+from intent_lib.data import Split
+from intent_lib.features import MeanWordVectors
+from intent_lib.metrics import summary_scores
+from intent_lib.model import ModelParams, build_model, clean_texts
+
+log = logging.getLogger(__name__)
+
+OBJECTIVES = ("accuracy", "f1_macro")
+STAGE_FRACTION = 0.5  # share of the training rows fitted at the pruning checkpoint
+SQLITE_FILE = "optuna.db"
+WORKERS_SQLITE_FILE = "optuna_workers.db"
+
+
+# --------------------------------------------------------------------------------------------- fast refits
+class FeatureCache:
+    """The model's feature matrix for a fixed list of texts, refitted cheaply for many configurations.
+
+    ``matrix(params, fit_rows)`` is what the model's feature union would give for every text after
+    fitting on ``texts[fit_rows]``: TF-IDF blocks fitted on those rows only (kept for the last
+    ``max_entries`` settings), the word-vector block from one loaded vector table.
+    """
+
+    def __init__(self, texts: Sequence[object], max_entries: int = 6) -> None:
+        self.texts = clean_texts(texts)
+        self.max_entries = max_entries
+        self._blocks: OrderedDict[tuple, sparse.csr_matrix] = OrderedDict()
+        self._vectorizers: dict[str, MeanWordVectors] = {}
+        self._vectors: OrderedDict[tuple, sparse.csr_matrix] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def _remember(self, store: OrderedDict, key: tuple, value: sparse.csr_matrix) -> None:
+        store[key] = value
+        while len(store) > self.max_entries:
+            store.popitem(last=False)
+
+    def _vector_block(self, vectorizer: MeanWordVectors) -> sparse.csr_matrix:
+        key = (vectorizer.spacy_model, vectorizer.weight)
+        if key not in self._vectors:
+            fitted = self._vectorizers.get(vectorizer.spacy_model)
+            if fitted is None:  # fitting loads the vector table: once per spaCy model
+                fitted = self._vectorizers[vectorizer.spacy_model] = vectorizer.fit(self.texts[:1])
+            self._remember(self._vectors, key, fitted.set_params(weight=vectorizer.weight).transform(self.texts))
+        return self._vectors[key]
+
+    def matrix(self, params: ModelParams, fit_rows: np.ndarray) -> sparse.csr_matrix:
+        """Features of all texts, the fitted parts fitted on ``fit_rows`` only."""
+        union = build_model(params).named_steps["features"]
+        rows_key = hashlib.sha1(np.asarray(fit_rows, dtype=np.int64).tobytes()).hexdigest()
+        blocks = []
+        for name, transformer in union.transformer_list:
+            if isinstance(transformer, MeanWordVectors):  # needs no fitting on the texts
+                blocks.append(self._vector_block(transformer))
+                continue
+            settings = {k: v for k, v in transformer.get_params().items() if not callable(v)}
+            key = (name, repr(sorted(settings.items())), rows_key)
+            if key in self._blocks:
+                self.hits += 1
+                self._blocks.move_to_end(key)
+            else:
+                self.misses += 1
+                transformer.fit([self.texts[i] for i in fit_rows])
+                self._remember(self._blocks, key, transformer.transform(self.texts))
+            blocks.append(self._blocks[key])
+        return sparse.hstack(blocks).tocsr()
+
+
+def fit_predict(cache: FeatureCache, params: ModelParams, train_rows: np.ndarray, y_train: Sequence[int],
+                predict_rows: np.ndarray, random_state: int = 0, subset: np.ndarray | None = None) -> np.ndarray:
+    """Fit on ``train_rows`` (or the positions ``subset`` of them, features still fitted on all train rows)
+    and predict ``predict_rows``: the predictions ``fit_model`` would give, without its probability calibration."""
+    train_rows, y_train = np.asarray(train_rows), np.asarray(y_train)
+    features = cache.matrix(params, train_rows)
+    if subset is not None:
+        train_rows, y_train = train_rows[subset], y_train[subset]
+    classes, y_index = np.unique(y_train, return_inverse=True)
+    svc = build_model(params, random_state).named_steps["classifier"]._svc(y_index)
+    svc.fit(features[train_rows], y_index)
+    return classes[svc.predict(features[np.asarray(predict_rows)])]
+
+
+def stratified_subset(y: Sequence[int], fraction: float, seed: int) -> np.ndarray:
+    """Sorted positions of about ``fraction`` of the rows of each class (at least one per class)."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        keep.append(rng.permutation(rows)[: max(1, int(np.ceil(fraction * len(rows))))])
+    return np.sort(np.concatenate(keep))
+
+
+# --------------------------------------------------------------------------------------------- search
+def suggest_params(trial: optuna.Trial) -> ModelParams:
+    """The search space; the defaults (``ModelParams()``) lie inside it."""
+    return ModelParams(
+        word_ngram_max=trial.suggest_int("word_ngram_max", 1, 3),
+        word_min_df=trial.suggest_int("word_min_df", 1, 3),
+        char_ngram_min=trial.suggest_int("char_ngram_min", 1, 3),
+        char_ngram_max=trial.suggest_int("char_ngram_max", 4, 6),
+        char_min_df=trial.suggest_int("char_min_df", 1, 4),
+        sublinear_tf=trial.suggest_categorical("sublinear_tf", [True, False]),
+        vector_weight=trial.suggest_float("vector_weight", 0.0, 1.5),
+        C=trial.suggest_float("C", 0.05, 5.0, log=True),
+        class_weight_power=trial.suggest_float("class_weight_power", 0.0, 1.0),
+    )
+
+
+def searched(params: ModelParams) -> dict[str, Any]:
+    """The searched fields of ``params`` (what a trial's ``params`` holds)."""
+    return {k: v for k, v in params.to_dict().items() if k != "spacy_model"}
+
+
+class SplitData:
+    """The fixed split as arrays: all texts (train then validation) in one cache, row indices for each side."""
+
+    def __init__(self, split: Split, root: Path) -> None:
+        train, val = split.frames(root)
+        self.split = split
+        self.cache = FeatureCache([*train["question"], *val["question"]])
+        self.train_rows = np.arange(len(train))
+        self.val_rows = np.arange(len(train), len(train) + len(val))
+        self.y_train = train["intention"].to_numpy()
+        self.y_val = val["intention"].to_numpy()
+        self.labels = np.unique(self.y_train)  # the model's classes, as 02/03 score them
+
+    def predict(self, params: ModelParams, subset: np.ndarray | None = None, random_state: int = 0) -> np.ndarray:
+        return fit_predict(self.cache, params, self.train_rows, self.y_train, self.val_rows, random_state, subset)
+
+    def scores(self, predicted: np.ndarray) -> dict[str, float]:
+        return summary_scores(self.y_val, predicted, labels=self.labels)
+
+
+class Objective:
+    """Validation score of a trial's configuration, with a half-data checkpoint for pruning."""
+
+    def __init__(self, data: SplitData, objective: str, prune: bool = True) -> None:
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        self.data, self.objective, self.prune = data, objective, prune
+        self.subset = stratified_subset(data.y_train, STAGE_FRACTION, seed=0)  # the same in every worker
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = suggest_params(trial)
+        started = time.perf_counter()
+        if self.prune:
+            half = self.data.scores(self.data.predict(params, self.subset))[self.objective]
+            trial.report(half, step=len(self.subset))
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"{self.objective} {half:.4f} on {len(self.subset)} training rows")
+        scores = self.data.scores(self.data.predict(params))
+        trial.report(scores[self.objective], step=len(self.data.train_rows))
+        trial.set_user_attr("scores", scores)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+        return scores[self.objective]
+
+
+def resolve_storage(storage: str, workers: int, models_dir: Path) -> tuple[str | None, str]:
+    """The storage URL (None: in memory) for a ``storage`` parameter, and a sentence saying what was chosen.
+
+    ``memory``, ``sqlite`` (``models/optuna.db``) or any URL Optuna accepts. Several workers cannot share
+    memory: with ``workers > 1`` an in-memory request becomes a fresh SQLite file, ``models/optuna_workers.db``.
+    """
+    if storage in ("", "memory", None):
+        if workers <= 1:
+            return None, "Storage: in memory (the study ends with this notebook)."
+        path = models_dir / WORKERS_SQLITE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        return f"sqlite:///{path}", (f"Storage: {workers} workers cannot share memory, so this run uses a fresh "
+                                     f"SQLite file, `{path.name}` in `{models_dir.name}/` (replaced at each run).")
+    if storage == "sqlite":
+        path = models_dir / SQLITE_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{path}", f"Storage: SQLite file `{path.name}` in `{models_dir.name}/` (kept between runs)."
+    return storage, f"Storage: `{redact(storage)}`."
+
+
+def redact(url: str | None) -> str:
+    """A storage URL without its password."""
+    if url is None:
+        return "memory"
+    from sqlalchemy.engine import make_url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL sqlalchemy can parse: say nothing of it
+        return "<unparsed storage URL>"
+
+
+def _storage(url: str | None) -> optuna.storages.BaseStorage | None:
+    if url is None:
+        return None
+    # SQLite locks the whole file while one worker writes: let the other wait instead of failing.
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def _sampler_and_pruner(seed: int, prune: bool) -> dict[str, Any]:
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5) if prune else optuna.pruners.NopPruner()
+    return {"sampler": optuna.samplers.TPESampler(seed=seed), "pruner": pruner}
+
+
+def open_study(storage_url: str | None, name: str, objective: str, split: Split, seed: int = 0,
+               prune: bool = True, processed_dir: str = "data/processed") -> optuna.Study:
+    """Create the study, or join an existing one if it searches the same objective on the same split.
+
+    A new study gets the search settings as user attributes (for workers) and the default configuration
+    enqueued as its first trial.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    study = optuna.create_study(storage=_storage(storage_url), study_name=name, direction="maximize",
+                                load_if_exists=True, **_sampler_and_pruner(seed, prune))
+    attrs = {"objective": objective, "prune": prune, "processed_dir": processed_dir,
+             "train_sha256": split.train_sha256, "val_sha256": split.val_sha256}
+    if not study.user_attrs:
+        for key, value in attrs.items():
+            study.set_user_attr(key, value)
+        study.enqueue_trial(searched(ModelParams()), user_attrs={"default": True})
+    else:
+        different = {k: (study.user_attrs.get(k), v) for k, v in attrs.items() if study.user_attrs.get(k) != v}
+        if different:
+            raise ValueError(f"study {name!r} in {redact(storage_url)} was made with other settings "
+                             f"(theirs, ours): {different}. Choose another study_name or storage.")
+    return study
+
+
+def worker(root: Path, storage_url: str | None, name: str, n_trials: int, timeout: float | None, seed: int,
+           study: optuna.Study | None = None) -> int:
+    """Run ``n_trials`` trials (or until ``timeout`` seconds) of a study; return how many ran here."""
+    joined = study is None
+    if joined:
+        study = optuna.load_study(study_name=name, storage=_storage(storage_url))
+    attrs = study.user_attrs
+    if not attrs:
+        raise ValueError(f"study {name!r} has no settings: create it with the 05_tune notebook first.")
+    split = Split.read(root / attrs["processed_dir"])
+    if (split.train_sha256, split.val_sha256) != (attrs["train_sha256"], attrs["val_sha256"]):
+        raise ValueError(f"the split in {root / attrs['processed_dir']} is not the one study {name!r} searches: "
+                         "copy the study's data/processed here first.")
+    if joined:  # each process gets its own seeded sampler: one seed in every worker would propose the same points
+        study = optuna.load_study(study_name=name, storage=_storage(storage_url),
+                                  **_sampler_and_pruner(seed, attrs["prune"]))
+    objective = Objective(SplitData(split, root), attrs["objective"], attrs["prune"])
+    before = len(study.trials)
+    study.optimize(objective, n_trials=n_trials, timeout=timeout or None, gc_after_trial=False)
+    log.info("worker done: %d trials here; feature cache %d hits, %d misses", len(study.trials) - before,
+             objective.data.cache.hits, objective.data.cache.misses)
+    return len(study.trials) - before
+
+
+def shares(n_trials: int, workers: int) -> list[int]:
+    """``n_trials`` split between ``workers`` as evenly as possible."""
+    return [n_trials // workers + (i < n_trials % workers) for i in range(workers)]
+
+
+def run_search(root: Path, study: optuna.Study, storage_url: str | None, n_trials: int, timeout: float | None,
+               workers: int = 1, seed: int = 0) -> optuna.Study:
+    """Run ``n_trials`` trials: in this process, or split between ``workers`` processes sharing the storage."""
+    if workers <= 1:
+        worker(root, storage_url, study.study_name, n_trials, timeout, seed, study=study)
+        return study
+    if storage_url is None:
+        raise ValueError("several workers need a shared storage (see resolve_storage)")
+    with tempfile.TemporaryDirectory() as logs:
+        processes = []
+        for index, count in enumerate(shares(n_trials, workers)):
+            command = [sys.executable, "-m", "intent_lib.tuning", "--root", str(root), "--storage", storage_url,
+                       "--study", study.study_name, "--trials", str(count), "--seed", str(seed + index)]
+            if timeout:
+                command += ["--timeout", str(timeout)]
+            log_file = open(Path(logs) / f"worker{index}.log", "w+")  # noqa: SIM115 - closed below
+            processes.append((subprocess.Popen(command, cwd=root, stdout=log_file, stderr=subprocess.STDOUT,
+                                               env=os.environ | {"POSOS_ROOT": str(root)}), log_file))
+        failures = []
+        for index, (process, log_file) in enumerate(processes):
+            code = process.wait()
+            log_file.seek(0)
+            if code != 0:
+                failures.append(f"worker {index} exited with {code}:\n" + log_file.read()[-3000:])
+            log_file.close()
+        if failures:
+            raise RuntimeError("\n\n".join(failures))
+    return optuna.load_study(study_name=study.study_name, storage=_storage(storage_url))
+
+
+# --------------------------------------------------------------------------------------------- results
+def trial_table(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: number, state, value, seconds, whether it is the default, and its params."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "user_attrs"))
+    frame.columns = [c.removeprefix("params_").removeprefix("user_attrs_") for c in frame.columns]
+    if "default" not in frame:
+        frame["default"] = False
+    frame["default"] = frame["default"].eq(True)
+    return frame.drop(columns=[c for c in ("scores",) if c in frame])
+
+
+def default_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The completed trial of the default configuration, if any."""
+    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("default")]
+    return done[0] if done else None
+
+
+def best_params_record(study: optuna.Study, storage_url: str | None, split: Split, seed: int,
+                       intervals: dict[str, tuple[float, float, float]], commit: str) -> dict[str, Any]:
+    """The content of ``best_params.json``: ``params`` (read by 02_train) and how they were found."""
+    best = study.best_trial
+    counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
+              for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+                            optuna.trial.TrialState.FAIL)}
+    default = default_trial(study)
+    return {
+        "params": ModelParams.from_dict(best.params).to_dict(),
+        "objective": study.user_attrs["objective"],
+        "score": best.value,
+        "scores": best.user_attrs.get("scores", {}),
+        "default_score": default.value if default else None,
+        "bootstrap_95": {k: {"point": p, "low": lo, "high": hi} for k, (p, lo, hi) in intervals.items()},
+        "trial": best.number,
+        "study": {"name": study.study_name, "storage": redact(storage_url), "trials": counts,
+                  "sampler": f"TPESampler(seed={seed})", "pruning": study.user_attrs.get("prune")},
+        "split": {"seed": split.seed, "val_size": split.val_size, "train_sha256": split.train_sha256,
+                  "val_sha256": split.val_sha256},
+        "tuned_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
+        "git_commit": commit,
+        "warning": "score was measured on the validation split that chose these parameters: it is optimistic.",
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m intent_lib.tuning",
+                                     description="An Optuna worker joining a study created by notebook 05_tune.")
+    parser.add_argument("--storage", required=True, help="database URL shared by the workers")
+    parser.add_argument("--study", required=True, help="study name")
+    parser.add_argument("--trials", type=int, required=True, help="trials to run in this worker")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds after which to start no new trial")
+    parser.add_argument("--seed", type=int, default=0, help="sampler seed (give each worker its own)")
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root holding the split")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    worker(args.root.resolve(), args.storage, args.study, args.trials, args.timeout, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
