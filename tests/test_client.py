@@ -1,0 +1,172 @@
+"""End to end: uvicorn serving a model trained on the fixtures, the `make test` client run against it."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import api.client
+from intent_lib.data import DEMO_DIR, load_questions
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture(scope="module")
+def model_file(trained_model_dir: Path) -> Path:
+    return trained_model_dir / "models" / "intent_model.pkl"
+
+
+@pytest.fixture(scope="module")
+def server(model_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A real uvicorn on a free loopback port; yields its URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env={**os.environ, "MODEL_PATH": str(model_file)}, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture()
+def input_csv(tmp_path: Path) -> Path:
+    """The demo test questions plus awkward ones: blank, emoji, HTML, control characters, a long word."""
+    rows = load_questions(DEMO_DIR / "input_test.csv")[["ID", "question"]].values.tolist()
+    next_id = max(int(i) for i, _ in rows) + 1
+    odd = ["", "   ", "mal de tête 🤕 doliprane ?", "<b>posologie</b> &amp; enfants", "doli\x07prane", "x" * 3000,
+           'question avec "guillemets", virgules, et\nretour à la ligne']
+    rows += [[next_id + i, q] for i, q in enumerate(odd)]
+    path = tmp_path / "input_test.csv"
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["ID", "question"])
+        writer.writerows(rows)
+    return path
+
+
+def run_client(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "api.client", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+def check_predictions(url: str, input_csv: Path, output: Path) -> None:
+    questions = load_questions(input_csv)
+    with output.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["ID", "intention"]
+    assert len(rows) == len(questions) + 1
+    with httpx.Client() as client:
+        for (row_id, intention), (qid, question) in zip(rows[1:], questions[["ID", "question"]].values.tolist()):
+            assert int(row_id) == int(qid)
+            expected_query = question if question.strip() else api.client.BLANK_PLACEHOLDER
+            answer = client.get(f"{url}/intent", params={"query": expected_query, "top_k": 1}).json()
+            assert int(intention) == answer["intent"], (qid, question)
+
+
+def test_client_against_a_running_server(server: str, input_csv: Path, tmp_path: Path) -> None:
+    output = tmp_path / "reports" / "predictions_test.csv"
+    run = run_client("--url", server, "--input", str(input_csv), "--output", str(output), "--batch-size", "16")
+    assert run.returncode == 0, run.stderr
+    n = len(load_questions(input_csv))
+    assert f"{n:,} questions in" in run.stdout
+    assert "requests/s" in run.stdout and "Most predicted intents:" in run.stdout
+    assert f"{-(-n // 16)} requests" in run.stdout
+    assert "2 blank question(s)" in run.stderr
+    assert "starting one" not in run.stderr
+    check_predictions(server, input_csv, output)
+
+
+def test_client_starts_and_stops_a_server_when_none_answers(model_file: Path, input_csv: Path, tmp_path: Path,
+                                                           server: str) -> None:
+    port = free_port()
+    output = tmp_path / "predictions.csv"
+    run = run_client("--url", f"http://localhost:{port}", "--input", str(input_csv), "--output", str(output),
+                     env={"MODEL_PATH": str(model_file)})
+    assert run.returncode == 0, run.stderr
+    assert "starting one for this run" in run.stderr
+    assert not port_answers(port), "the server started for the run is still running"
+    check_predictions(server, input_csv, output)
+
+
+def test_client_reports_a_server_that_cannot_start(tmp_path: Path, input_csv: Path) -> None:
+    missing = tmp_path / "nowhere" / "intent_model.pkl"
+    run = run_client("--url", f"http://127.0.0.1:{free_port()}", "--input", str(input_csv),
+                     "--output", str(tmp_path / "out.csv"), env={"MODEL_PATH": str(missing)})
+    assert run.returncode == 1
+    assert f"No model at {missing}: run `make train` first" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_client_without_server_and_no_start_fails(tmp_path: Path, input_csv: Path) -> None:
+    run = run_client("--url", f"http://127.0.0.1:{free_port()}", "--no-start", "--input", str(input_csv),
+                     "--output", str(tmp_path / "out.csv"))
+    assert run.returncode == 1
+    assert "no API answers at" in run.stderr and "make api" in run.stderr
+
+
+def test_client_missing_input_fails_clearly(tmp_path: Path, server: str) -> None:
+    run = run_client("--url", server, "--input", str(tmp_path / "absent.csv"), "--output", str(tmp_path / "o.csv"))
+    assert run.returncode == 1
+    assert "absent.csv: file not found" in run.stderr
+
+
+def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    calls = {"post": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/health":
+            return httpx.Response(200, json={"status": "ok"})
+        calls["post"] += 1
+        if calls["post"] == 2:
+            return httpx.Response(422, json={"status_code": 422, "detail": "queries[3] is too long"})
+        n = len(__import__("json").loads(request.content)["queries"])
+        return httpx.Response(200, json={"predictions": [{"intent": 1, "name": "x"}] * n})
+
+    real_client = httpx.Client
+    monkeypatch.setattr(api.client.httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(handler),
+                                                                              **kw))
+    output = tmp_path / "out.csv"
+    code = api.client.main(["--url", "http://api.test", "--input", "demo", "--output", str(output),
+                            "--batch-size", "10"])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "questions 11-20 failed: HTTP 422: queries[3] is too long" in err
+    assert not output.exists()
