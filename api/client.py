@@ -130,19 +130,21 @@ def last_error(log: Path | None) -> str:
 
 
 @contextmanager
-def local_server(url: str, client: httpx.Client, start_timeout: float) -> Iterator[None]:
-    """Run uvicorn serving ``api.app:app`` on the URL's port until the block ends."""
+def local_server(url: str, client: httpx.Client, start_timeout: float, model_path: str | os.PathLike[str] | None = None
+                 ) -> Iterator[None]:
+    """Run uvicorn serving ``api.app:app`` on the URL's port until the block ends (model: ``MODEL_PATH``)."""
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = "127.0.0.1" if parts.hostname in ("localhost", "0.0.0.0") else parts.hostname
     command = [sys.executable, "-m", "uvicorn", "api.app:app", "--host", str(host), "--port", str(port),
                "--no-access-log"]
-    model = os.environ.get("MODEL_PATH") or "models/intent_model.pkl"
+    model = str(model_path or os.environ.get("MODEL_PATH") or "models/intent_model.pkl")
     print(f"No API answers at {url}: starting one for this run ({model}).", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="posos-api-") as tmp:
         log = Path(tmp) / "server.log"
         with log.open("w", encoding="utf-8") as out:
-            process = subprocess.Popen(command, cwd=project_root(), stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, cwd=project_root(), stdout=out, stderr=subprocess.STDOUT,
+                                       env={**os.environ, "MODEL_PATH": model})
         started = time.perf_counter()
         try:
             wait_healthy(client, url, start_timeout, process, log)

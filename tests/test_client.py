@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -38,30 +37,11 @@ def model_file(trained_model_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(model_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A real uvicorn on a free loopback port; yields its URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("server") / "uvicorn.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env={**os.environ, "MODEL_PATH": str(model_file)}, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start: " + log.read_text()
-            time.sleep(0.2)
+def server(model_file: Path):
+    """A real uvicorn on a free loopback port serving the fixture model; yields its URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    with httpx.Client() as client, api.client.local_server(url, client, 120, model_file):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture()

@@ -1,0 +1,116 @@
+"""The web page in real headless Chromium (Debian's package, driven by Playwright; never `playwright install`)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import httpx
+import pytest
+
+import api.client
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium is not installed (apt-get install chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+
+
+@pytest.fixture(scope="module")
+def server(trained_model_dir: Path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client() as client, api.client.local_server(url, client, 120,
+                                                           trained_model_dir / "models" / "intent_model.pkl"):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser, server: str):
+    """A fresh page on the app; records page errors, console errors and any request leaving the server."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.problems = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.problems.append(f"page error: {exc}"))
+    page.on("console", lambda msg: msg.type == "error" and page.problems.append(f"console: {msg.text}"))
+
+    def guard(route) -> None:
+        if route.request.url.startswith(server) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            page.problems.append(f"network request outside the app: {route.request.url}")
+            route.abort()
+
+    page.route("**/*", guard)
+    page.goto(f"{server}/")
+    yield page
+    context.close()
+
+
+def expected(server: str, query: str, k: int = 3) -> dict:
+    return httpx.get(f"{server}/intent", params={"query": query, "top_k": k}).json()
+
+
+def test_typing_a_question_shows_the_top_intent_and_its_name(page, server: str) -> None:
+    query = "Quels sont les effets secondaires du doliprane ?"
+    page.locator("#query").press_sequentially(query, delay=5)
+    best = page.locator("#results li.best")
+    best.wait_for(timeout=15_000)
+    answer = expected(server, query)
+    sync_api.expect(best.locator(".name")).to_have_text(answer["name"], timeout=15_000)
+    assert best.get_attribute("data-intent") == str(answer["intent"])
+    assert page.locator("#results li").count() == 3
+    assert "%" in best.locator(".score").inner_text()
+    width = best.locator(".fill").evaluate("el => parseFloat(el.style.width)")
+    assert width == pytest.approx(100 * answer["confidence"], abs=0.2)
+    sync_api.expect(page.locator("#status")).to_contain_text(answer["name"])
+    assert page.problems == []
+
+
+def test_clicking_an_example_and_changing_top_k(page, server: str) -> None:
+    example = page.locator("#examples button").nth(1)
+    text = example.inner_text()
+    example.click()
+    sync_api.expect(page.locator("#query")).to_have_value(text)
+    sync_api.expect(page.locator("#results li.best .name")).to_have_text(expected(server, text)["name"],
+                                                                         timeout=15_000)
+    page.select_option("#top_k", "5")
+    sync_api.expect(page.locator("#results li")).to_have_count(5, timeout=15_000)
+    assert page.problems == []
+
+
+def test_submit_with_enter_and_odd_text_is_shown_safely(page, server: str) -> None:
+    query = "<img src=x onerror=alert(1)> posologie 💊"
+    page.locator("#query").fill(query)
+    page.locator("#query").press("Enter")
+    best = page.locator("#results li.best .name")
+    sync_api.expect(best).to_have_text(expected(server, query)["name"], timeout=15_000)
+    assert page.locator("#results img").count() == 0
+    page.locator("#query").fill("   ")
+    sync_api.expect(page.locator("#results li")).to_have_count(0, timeout=15_000)
+    assert page.problems == []
+
+
+def test_model_card_is_shown(page, server: str) -> None:
+    card = httpx.get(f"{server}/version").json()
+    model = page.locator("#model")
+    sync_api.expect(model).to_contain_text(card["model_version"], timeout=15_000)
+    sync_api.expect(model).to_contain_text("F1 macro")
+    sync_api.expect(model).to_contain_text("Exactitude")
+    assert page.problems == []
