@@ -79,3 +79,39 @@ def distributions(samples: pd.DataFrame, metrics: Sequence[str], title: str) -> 
     return alt.Chart(long, title=title).mark_bar().encode(
         x=alt.X("value:Q", bin=alt.Bin(maxbins=30)), y=alt.Y("count():Q", title="resamples"),
     ).properties(width=200, height=120).facet(facet="metric:N", columns=3).resolve_scale(x="independent")
+
+
+def optimisation_history(trials: pd.DataFrame, objective: str, band: tuple[float, float] | None = None,
+                         band_label: str = "default, 95% bootstrap interval") -> alt.LayerChart:
+    """Completed trials' values by trial number, the best so far as a step line, and an optional shaded band."""
+    done = trials[trials["state"] == "COMPLETE"].sort_values("number").assign(
+        best=lambda t: t["value"].cummax())
+    points = alt.Chart(done).mark_point(filled=True).encode(
+        x=alt.X("number:Q", title="trial"), y=alt.Y("value:Q", title=objective, scale=alt.Scale(zero=False)),
+        tooltip=["number", "value"])
+    best = alt.Chart(done).mark_line(interpolate="step-after", color="#c0392b").encode(x="number:Q", y="best:Q")
+    layers = [points, best]
+    if band is not None:
+        area = pd.DataFrame({"low": [band[0]], "high": [band[1]], "what": [band_label]})
+        layers.insert(0, alt.Chart(area).mark_rect(opacity=0.2, color="gray").encode(
+            y="low:Q", y2="high:Q", tooltip=["what", "low", "high"]))
+    return alt.layer(*layers).properties(title=f"Optimisation history ({objective}; red: best so far)",
+                                         width=480, height=240)
+
+
+def importance_bars(importances: dict[str, float], title: str = "Parameter importances") -> alt.Chart:
+    """Horizontal bars of each hyperparameter's importance, largest first."""
+    data = pd.DataFrame({"parameter": list(importances), "importance": list(importances.values())})
+    return alt.Chart(data, title=title).mark_bar().encode(
+        y=alt.Y("parameter:N", sort="-x", title=None), x=alt.X("importance:Q"), tooltip=["parameter", "importance"],
+    ).properties(width=360, height=alt.Step(16))
+
+
+def interval_points(table: pd.DataFrame, value: str, low: str, high: str, label: str, facet: str,
+                    title: str) -> alt.FacetChart:
+    """Points with interval bars on a zoomed scale, one panel per ``facet`` value (e.g. metric), rows by ``label``."""
+    base = alt.Chart().encode(y=alt.Y(f"{label}:N", title=None))  # a faceted layer takes its data at the top
+    bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=alt.Scale(zero=False), title=None), x2=f"{high}:Q")
+    points = base.mark_point(filled=True, size=60).encode(x=f"{value}:Q", tooltip=list(table.columns))
+    return alt.layer(bars, points, data=table).properties(width=260, height=alt.Step(22)).facet(
+        facet=f"{facet}:N", columns=2, title=title).resolve_scale(x="independent")
