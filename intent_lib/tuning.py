@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         params = suggest_params(trial)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         started = time.perf_counter()
         if self.prune:
             half = self.data.scores(self.data.predict(params, self.subset))[self.objective]
@@ -232,9 +234,20 @@ def redact(url: str | None) -> str:
         return "<unparsed storage URL>"
 
 
+def database_url(url: str) -> str:
+    """``url`` with a PostgreSQL driver SQLAlchemy can load: a bare ``postgresql://`` means psycopg (3) to
+    SQLAlchemy 2.1, while the project installs psycopg2; other URLs are returned as they are."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        import importlib.util
+        if importlib.util.find_spec("psycopg") is None:
+            return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
 def _storage(url: str | None) -> optuna.storages.BaseStorage | None:
     if url is None:
         return None
+    url = database_url(url)
     # SQLite locks the whole file while one worker writes: let the other wait instead of failing.
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
