@@ -121,8 +121,8 @@ class ModelService:
 class MicroBatcher:
     """Groups single questions that arrive while the model is busy into one call of the model.
 
-    A call costs ~1.5 ms whatever the batch size up to a few dozen questions, so under concurrent load this
-    multiplies throughput; an idle server answers at once (no waiting for a batch to fill).
+    A call of the model costs ~1.4 ms for one question but ~2.5 ms for eight, so under concurrent load this
+    multiplies throughput; an idle server answers at once (nothing waits for a batch to fill).
     """
 
     def __init__(self, service: ModelService, max_batch: int = 64) -> None:
@@ -140,6 +140,8 @@ class MicroBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        while self._queue is not None and not self._queue.empty():  # requests caught by the shutdown
+            _fail([self._queue.get_nowait()], HTTPException(status_code=503, detail="The server is shutting down."))
         self._task = self._queue = None
 
     async def predict(self, query: str, k: int) -> "Prediction":
@@ -158,14 +160,21 @@ class MicroBatcher:
             k = max(k for _, k, _ in items)
             try:
                 predictions = await anyio.to_thread.run_sync(self.service.predict, [q for q, _, _ in items], k)
+            except asyncio.CancelledError:
+                _fail(items, HTTPException(status_code=503, detail="The server is shutting down."))
+                raise
             except Exception as exc:  # noqa: BLE001 - handed to each waiting request (a JSON 500 there)
-                for _, _, future in items:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(items, exc)
                 continue
             for (_, k_wanted, future), prediction in zip(items, predictions):
                 if not future.done():
                     future.set_result(prediction if k_wanted == k else _trim(prediction, k_wanted))
+
+
+def _fail(items: list[tuple[str, int, "asyncio.Future[Prediction]"]], exc: BaseException) -> None:
+    for _, _, future in items:
+        if not future.done():
+            future.set_exception(exc)
 
 
 def _trim(prediction: "Prediction", k: int) -> "Prediction":

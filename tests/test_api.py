@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
+from api.app import MAX_BATCH, MAX_QUERY_CHARS, MicroBatcher, ModelService, create_app
 from intent_lib.card import read_card
 from intent_lib.intents import intent_name
 
@@ -91,6 +92,37 @@ def test_post_intent_default_top_k_and_full_batch(client: TestClient) -> None:
     assert len(predictions) == MAX_BATCH
     assert all(len(p["top_k"]) == 3 for p in predictions)
     assert predictions[-1]["query"] == queries[-1]
+
+
+def test_concurrent_single_queries_are_batched_and_each_gets_its_own_answer(model_path: Path) -> None:
+    service = ModelService(model_path)
+    service.load()
+    batch_sizes: list[int] = []
+    predict = service.predict
+
+    def counting_predict(queries: list[str], k: int):
+        batch_sizes.append(len(queries))
+        return predict(queries, k)
+
+    service.predict = counting_predict  # type: ignore[method-assign]
+    queries = [(f"effets secondaires {i} du doliprane" if i % 2 else f"posologie {i} enfant", 1 + i % 5)
+               for i in range(24)]
+
+    async def run() -> list:
+        batcher = MicroBatcher(service, max_batch=16)
+        batcher.start()
+        try:
+            return await asyncio.gather(*(batcher.predict(q, k) for q, k in queries))
+        finally:
+            await batcher.stop()
+
+    answers = asyncio.run(run())
+    assert batch_sizes == [16, 8]
+    for (query, k), answer in zip(queries, answers):
+        alone = predict([query], k)[0]
+        assert answer.query == query and len(answer.top_k) == k
+        assert [s.intent for s in answer.top_k] == [s.intent for s in alone.top_k]
+        assert answer.confidence == pytest.approx(alone.confidence, abs=1e-9)
 
 
 def test_health(client: TestClient, model_path: Path) -> None:
