@@ -25,6 +25,7 @@ from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.params import Body, QueryParameter
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
@@ -408,6 +409,11 @@ def create_app(model_path: Path | None = None) -> Litestar:
             title="posos-intent API", version=__version__, path="/schema",
             description="Intents of French questions about drugs (Posos challenge): one question by GET, "
                         f"up to {MAX_BATCH:,} by POST.",
+            # Swagger UI from api/static (swagger-ui-dist 5.35.0, Apache-2.0): the docs work offline too.
+            render_plugins=[SwaggerRenderPlugin(
+                path="/", js_url="/static/swagger-ui-bundle.js", css_url="/static/swagger-ui.css",
+                standalone_preset_js_url="/static/swagger-ui-standalone-preset.js",
+                favicon="<link rel='icon' href='data:,'>")],
         ),
         debug=False,
     )

@@ -114,3 +114,11 @@ def test_model_card_is_shown(page, server: str) -> None:
     sync_api.expect(model).to_contain_text("F1 macro")
     sync_api.expect(model).to_contain_text("Exactitude")
     assert page.problems == []
+
+
+def test_the_openapi_ui_works_offline(page, server: str) -> None:
+    page.goto(f"{server}/schema")
+    sync_api.expect(page.locator(".swagger-ui .opblock-summary-path").first).to_be_visible(timeout=15_000)
+    sync_api.expect(page.locator(".swagger-ui")).to_contain_text("/intent")
+    sync_api.expect(page.locator(".swagger-ui")).to_contain_text("/health")
+    assert page.problems == []
