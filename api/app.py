@@ -246,8 +246,10 @@ def _service(request: Request) -> ModelService:
 @get("/intent", summary="Classify one question")
 async def classify(
     request: Request,
-    text: Annotated[str, QueryParameter(name="query", description=f"The question, 1 to {MAX_QUERY_CHARS:,} characters.")],
-    top_k: Annotated[int, QueryParameter(description=f"How many intents to return (1 to {MAX_TOP_K}).")] = DEFAULT_TOP_K,
+    text: Annotated[str, QueryParameter(name="query",  # `query` itself is a name Litestar reserves
+                                        description=f"The question, 1 to {MAX_QUERY_CHARS:,} characters.")],
+    top_k: Annotated[int, QueryParameter(description=f"How many intents to return (1 to {MAX_TOP_K}).")]
+    = DEFAULT_TOP_K,
 ) -> Prediction:
     """The most probable intent of ``query`` with its name and probability, and the ``top_k`` best intents."""
     _check_query(text, "query")

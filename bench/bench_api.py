@@ -171,9 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  GET  c={concurrency:<3} {level['requests']:>6} req  {level['throughput_rps']:>8.1f} req/s  "
                       f"p50 {level['p50_ms']:>7.2f} ms  p95 {level['p95_ms']:>7.2f} ms  p99 {level['p99_ms']:>7.2f} ms"
                       f"  max {level['max_ms']:>7.2f} ms  errors {level['errors']}")
-            batch = run_batches(client, url, texts, args.batch_size, args.batches, args.max_seconds)
-            print(f"  POST batches of {batch['batch_size']}: {batch['questions']:,} questions in {batch['seconds']:.2f} s"
-                  f" = {batch['questions_per_s']:,.0f} questions/s (p50 {batch['p50_batch_ms']:.0f} ms per batch)")
+            batch = None
+            if args.batches > 0:
+                batch = run_batches(client, url, texts, args.batch_size, args.batches, args.max_seconds)
+                print(f"  POST batches of {batch['batch_size']}: {batch['questions']:,} questions in "
+                      f"{batch['seconds']:.2f} s = {batch['questions_per_s']:,.0f} questions/s "
+                      f"(p50 {batch['p50_batch_ms']:.0f} ms per batch)")
 
     aimed = next((lv for lv in levels if lv["concurrency"] == AIM["concurrency"]), None)
     if aimed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -137,7 +138,7 @@ def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.M
         calls["post"] += 1
         if calls["post"] == 2:
             return httpx.Response(422, json={"status_code": 422, "detail": "queries[3] is too long"})
-        n = len(__import__("json").loads(request.content)["queries"])
+        n = len(json.loads(request.content)["queries"])
         return httpx.Response(200, json={"predictions": [{"intent": 1, "name": "x"}] * n})
 
     real_client = httpx.Client
@@ -150,3 +151,18 @@ def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.M
     err = capsys.readouterr().err
     assert "questions 11-20 failed: HTTP 422: queries[3] is too long" in err
     assert not output.exists()
+
+
+def test_api_benchmark_runs_bounded_against_the_server(server: str, tmp_path: Path) -> None:
+    """`make bench-api` on a tiny budget (shares this module's server)."""
+    output = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "bench/bench_api.py", "--url", server, "--concurrency", "1", "4",
+                          "--requests", "40", "--warmup", "5", "--batches", "2", "--batch-size", "10",
+                          "--output", str(output)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(output.read_text(encoding="utf-8"))
+    assert [level["concurrency"] for level in result["get"]] == [1, 4]
+    for level in result["get"]:
+        assert level["requests"] == 40 and level["errors"] == 0
+        assert 0 < level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"] <= level["max_ms"]
+    assert result["batch"]["questions"] == 20
