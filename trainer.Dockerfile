@@ -21,6 +21,6 @@ RUN pip install --no-deps . \
     && chown trainer:trainer data models reports
 COPY notebooks notebooks
 
-USER trainer
+USER 1000:1000
 ENTRYPOINT ["python", "-m", "intent_lib"]
 CMD ["train"]

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +121,8 @@ def locate_dataset(data_dir: Path) -> tuple[Path | resources.abc.Traversable, Da
 
 def stratified_split(df: pd.DataFrame, val_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and validation frames, stratified by intention; intents with one example stay in train."""
+    from sklearn.model_selection import train_test_split  # here: the API client imports this module, not sklearn
+
     if not 0 < val_size < 1:
         raise ValueError(f"val_size must be between 0 and 1, got {val_size}.")
     counts = df["intention"].map(df["intention"].value_counts())
