@@ -300,16 +300,30 @@ def worker(root: Path, storage_url: str | None, name: str, n_trials: int, timeou
         study = optuna.load_study(study_name=name, storage=_storage(storage_url),
                                   **_sampler_and_pruner(seed, attrs["prune"]))
     objective = Objective(SplitData(split, root), attrs["objective"], attrs["prune"])
-    before = len(study.trials)
-    study.optimize(objective, n_trials=n_trials, timeout=timeout or None, gc_after_trial=False)
-    log.info("worker done: %d trials here; feature cache %d hits, %d misses", len(study.trials) - before,
+    ran = []
+    study.optimize(objective, n_trials=n_trials, timeout=timeout or None, gc_after_trial=False,
+                   callbacks=[lambda _study, trial: ran.append(trial.number)])
+    log.info("worker done: %d trials here; TF-IDF cache %d hits, %d misses", len(ran),
              objective.data.cache.hits, objective.data.cache.misses)
-    return len(study.trials) - before
+    return len(ran)
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that have run to an end (complete, pruned or failed); an enqueued trial is not one yet."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+    return len(study.get_trials(deepcopy=False, states=states))
 
 
 def shares(n_trials: int, workers: int) -> list[int]:
     """``n_trials`` split between ``workers`` as evenly as possible."""
     return [n_trials // workers + (i < n_trials % workers) for i in range(workers)]
+
+
+def _worker_env(root: Path) -> dict[str, str]:
+    """The environment of a worker process: this project root, and this process's intent_lib first on the path."""
+    package_parent = str(Path(__file__).resolve().parents[1])
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH", "")) if p)
+    return os.environ | {"POSOS_ROOT": str(root), "PYTHONPATH": path}
 
 
 def run_search(root: Path, study: optuna.Study, storage_url: str | None, n_trials: int, timeout: float | None,
@@ -329,7 +343,7 @@ def run_search(root: Path, study: optuna.Study, storage_url: str | None, n_trial
                 command += ["--timeout", str(timeout)]
             log_file = open(Path(logs) / f"worker{index}.log", "w+")  # noqa: SIM115 - closed below
             processes.append((subprocess.Popen(command, cwd=root, stdout=log_file, stderr=subprocess.STDOUT,
-                                               env=os.environ | {"POSOS_ROOT": str(root)}), log_file))
+                                               env=_worker_env(root)), log_file))
         failures = []
         for index, (process, log_file) in enumerate(processes):
             code = process.wait()

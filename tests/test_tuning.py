@@ -90,6 +90,7 @@ def test_tune_notebook_writes_best_params_that_train_reads(tmp_path: Path, train
     shutil.copytree(trained_model_dir, root)
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     monkeypatch.setenv("POSOS_ROOT", str(root))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
     pipeline.run_notebooks(root, ("05_tune",), {"n_trials": 3, "n_resamples": 50, "objective": "accuracy"})
     record = json.loads((root / "models" / "best_params.json").read_text(encoding="utf-8"))
     params, tuned = read_best_params(root / "models" / "best_params.json")

@@ -70,6 +70,7 @@ def project(tmp_path: Path, trained_model_dir: Path, monkeypatch: pytest.MonkeyP
     shutil.copytree(trained_model_dir, root)
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     monkeypatch.setenv("POSOS_ROOT", str(root))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
     return root
 
 
