@@ -56,6 +56,7 @@ OBJECTIVES = ("accuracy", "f1_macro")
 STAGE_FRACTION = 0.5  # share of the training rows fitted at the pruning checkpoint
 SQLITE_FILE = "optuna.db"
 WORKERS_SQLITE_FILE = "optuna_workers.db"
+STORAGE_ENV = "POSOS_TUNE_STORAGE"
 
 
 # --------------------------------------------------------------------------------------------- fast refits
@@ -337,13 +338,13 @@ def run_search(root: Path, study: optuna.Study, storage_url: str | None, n_trial
     with tempfile.TemporaryDirectory() as logs:
         processes = []
         for index, count in enumerate(shares(n_trials, workers)):
-            command = [sys.executable, "-m", "intent_lib.tuning", "--root", str(root), "--storage", storage_url,
-                       "--study", study.study_name, "--trials", str(count), "--seed", str(seed + index)]
+            command = [sys.executable, "-m", "intent_lib.tuning", "--root", str(root),  # storage URL via env: no
+                       "--study", study.study_name, "--trials", str(count), "--seed", str(seed + index)]  # password in ps
             if timeout:
                 command += ["--timeout", str(timeout)]
             log_file = open(Path(logs) / f"worker{index}.log", "w+")  # noqa: SIM115 - closed below
             processes.append((subprocess.Popen(command, cwd=root, stdout=log_file, stderr=subprocess.STDOUT,
-                                               env=_worker_env(root)), log_file))
+                                               env=_worker_env(root) | {STORAGE_ENV: storage_url}), log_file))
         failures = []
         for index, (process, log_file) in enumerate(processes):
             code = process.wait()
@@ -429,13 +430,17 @@ def best_params_record(study: optuna.Study, storage_url: str | None, split: Spli
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m intent_lib.tuning",
                                      description="An Optuna worker joining a study created by notebook 05_tune.")
-    parser.add_argument("--storage", required=True, help="database URL shared by the workers")
+    parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
+                        help=f"database URL shared by the workers (default: ${STORAGE_ENV}, which keeps a password "
+                             "out of the process list)")
     parser.add_argument("--study", required=True, help="study name")
     parser.add_argument("--trials", type=int, required=True, help="trials to run in this worker")
     parser.add_argument("--timeout", type=float, default=None, help="seconds after which to start no new trial")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (give each worker its own)")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="project root holding the split")
     args = parser.parse_args(argv)
+    if not args.storage:
+        parser.error(f"give --storage or set {STORAGE_ENV}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     worker(args.root.resolve(), args.storage, args.study, args.trials, args.timeout, args.seed)
     return 0
