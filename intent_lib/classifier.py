@@ -1,8 +1,11 @@
-"""A linear SVM whose scores become honest probabilities by temperature scaling on out-of-fold scores.
+"""A linear SVM whose scores become honest probabilities, calibrated on out-of-fold scores.
 
-Predictions are the SVM's own (argmax of its decision scores); ``predict_proba`` is
-``softmax(scores / T)`` with ``T`` fitted by log-loss on scores that each row got from a model
-that never saw it (``cv``-fold cross-validation), so confidence means what it says.
+Every training row gets scores from an SVM that never saw it (``cv``-fold cross-validation). On those:
+1. a sigmoid per intent maps its score to a one-vs-rest probability (Platt scaling);
+2. the normalised probabilities are divided by ``prior ** prior_power`` (a mild boost for rare intents:
+   better macro-F1 at equal accuracy, measured by 5-fold CV on the real data);
+3. a temperature, fitted by log-loss, sharpens or softens the result so that confidence means what it says.
+``predict`` is the argmax of ``predict_proba``; the final SVM is refitted on all rows.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ import copy
 
 import numpy as np
 from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax, softmax
+from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
@@ -25,21 +29,32 @@ def balanced_weights(y: np.ndarray, power: float) -> dict[int, float]:
     return {int(c): float(w) for c, w in zip(classes, weights)}
 
 
-def fit_temperature(scores: np.ndarray, y_index: np.ndarray) -> float:
-    """The temperature minimising the log-loss of ``softmax(scores / T)`` (searched on a log scale)."""
+def fit_temperature(logits: np.ndarray, y_index: np.ndarray) -> float:
+    """The temperature minimising the log-loss of ``softmax(logits / T)`` (searched on a log scale)."""
 
     def loss(log_t: float) -> float:
-        return float(-log_softmax(scores / np.exp(log_t), axis=1)[np.arange(len(y_index)), y_index].mean())
+        return float(-log_softmax(logits / np.exp(log_t), axis=1)[np.arange(len(y_index)), y_index].mean())
 
     return float(np.exp(minimize_scalar(loss, bounds=(-6.0, 3.0), method="bounded").x))
 
 
-class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
-    """LinearSVC with class weights ``balanced ** class_weight_power`` and temperature-scaled probabilities."""
+def fit_sigmoids(scores: np.ndarray, y_index: np.ndarray) -> np.ndarray:
+    """Per-class Platt scaling: rows (slope, intercept) mapping a class's score to P(that class)."""
+    params = np.empty((scores.shape[1], 2))
+    for k in range(scores.shape[1]):
+        platt = LogisticRegression(C=1e4).fit(scores[:, [k]], (y_index == k).astype(int))
+        params[k] = platt.coef_[0, 0], platt.intercept_[0]
+    return params
 
-    def __init__(self, C: float = 1.0, class_weight_power: float = 0.5, cv: int = 5, random_state: int = 0) -> None:
+
+class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
+    """LinearSVC with class weights ``balanced ** class_weight_power`` and calibrated probabilities."""
+
+    def __init__(self, C: float = 1.0, class_weight_power: float = 0.5, prior_power: float = 0.15, cv: int = 5,
+                 random_state: int = 0) -> None:
         self.C = C
         self.class_weight_power = class_weight_power
+        self.prior_power = prior_power
         self.cv = cv
         self.random_state = random_state
 
@@ -54,11 +69,21 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         # Work on class indices: cross_val_predict encodes labels that way, and class weights must match.
         folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
         oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
+        if oof.ndim == 1:  # two classes: one score column
+            oof = np.column_stack([-oof, oof])
         valid = oof > -1e30  # cross_val_predict fills classes missing from a training fold with -max float
         oof = np.where(valid, oof, oof[valid].min())
-        self.temperature_ = fit_temperature(oof, y_index)
+        self.sigmoids_ = fit_sigmoids(oof, y_index)
+        self.log_prior_ = np.log(np.bincount(y_index, minlength=len(self.classes_)) / len(y_index))
+        self.temperature_ = 1.0
+        self.temperature_ = fit_temperature(self._log_scores(oof), y_index)
         self.svc_ = self._svc(y_index).fit(X, y_index)
         return self
+
+    def _log_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Unnormalised log-probabilities: Platt sigmoids, prior correction, temperature."""
+        platt = np.clip(expit(scores * self.sigmoids_[:, 0] + self.sigmoids_[:, 1]), 1e-12, None)
+        return (np.log(platt) - self.prior_power * self.log_prior_) / self.temperature_
 
     def __getstate__(self) -> dict:
         """Pickle the weights as float32 (half the file; scores move by < 1e-6)."""
@@ -75,13 +100,14 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.__dict__.update(state)
 
     def decision_function(self, X) -> np.ndarray:
+        """The SVM's raw scores, one column per class."""
         check_is_fitted(self, "svc_")
         scores = self.svc_.decision_function(X)
         return scores if scores.ndim == 2 else np.column_stack([-scores, scores])
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities in ``classes_`` order."""
-        return softmax(self.decision_function(X) / self.temperature_, axis=1)
+        return softmax(self._log_scores(self.decision_function(X)), axis=1)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.decision_function(X).argmax(axis=1)]
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

@@ -37,6 +37,7 @@ class ModelParams:
     vector_weight: float = 0.5
     C: float = 1.0
     class_weight_power: float = 0.5
+    prior_power: float = 0.15
     spacy_model: str = "fr_core_news_md"
 
     @classmethod
@@ -69,7 +70,7 @@ def build_model(params: ModelParams = ModelParams(), random_state: int = 0) -> P
         ("clean", FunctionTransformer(clean_texts)),
         ("features", features),
         ("classifier", CalibratedLinearSVC(C=params.C, class_weight_power=params.class_weight_power,
-                                           random_state=random_state)),
+                                           prior_power=params.prior_power, random_state=random_state)),
     ])
 
 

@@ -3,9 +3,9 @@
 Fast refits. A search or a seed study fits the model many times on one set of texts. ``FeatureCache``
 cleans the texts once, loads the spaCy vector table once, and keeps the TF-IDF blocks of recent
 (TF-IDF settings, training rows) pairs, so a trial that changes only ``C``, the class weighting or the
-vector weight refits only the SVM. ``fit_predict`` then fits the same LinearSVC that
-``CalibratedLinearSVC`` fits on all its rows, and skips its out-of-fold temperature: predictions (the
-argmax of the SVM's scores) are identical, only the probabilities are not computed.
+vector weight refits only the classifier. ``fit_predict`` then fits the same ``CalibratedLinearSVC`` as
+the full model (its out-of-fold calibration included, since predictions depend on it): predictions are
+identical to ``fit_model``'s.
 
 Search. Validation rows are only ever predicted and scored, never fitted on: the TF-IDF vocabularies and
 the SVM see the training rows only. The study is created by the notebook (``open_study``), which enqueues
@@ -115,15 +115,14 @@ class FeatureCache:
 def fit_predict(cache: FeatureCache, params: ModelParams, train_rows: np.ndarray, y_train: Sequence[int],
                 predict_rows: np.ndarray, random_state: int = 0, subset: np.ndarray | None = None) -> np.ndarray:
     """Fit on ``train_rows`` (or the positions ``subset`` of them, features still fitted on all train rows)
-    and predict ``predict_rows``: the predictions ``fit_model`` would give, without its probability calibration."""
+    and predict ``predict_rows``: the predictions ``fit_model`` would give."""
     train_rows, y_train = np.asarray(train_rows), np.asarray(y_train)
     features = cache.matrix(params, train_rows)
     if subset is not None:
         train_rows, y_train = train_rows[subset], y_train[subset]
-    classes, y_index = np.unique(y_train, return_inverse=True)
-    svc = build_model(params, random_state).named_steps["classifier"]._svc(y_index)
-    svc.fit(features[train_rows], y_index)
-    return classes[svc.predict(features[np.asarray(predict_rows)])]
+    classifier = build_model(params, random_state).named_steps["classifier"]
+    classifier.fit(features[train_rows], y_train)
+    return classifier.predict(features[np.asarray(predict_rows)])
 
 
 def stratified_subset(y: Sequence[int], fraction: float, seed: int) -> np.ndarray:
@@ -150,6 +149,7 @@ def suggest_params(trial: optuna.Trial) -> ModelParams:
         vector_weight=trial.suggest_float("vector_weight", 0.0, 1.5),
         C=trial.suggest_float("C", 0.05, 5.0, log=True),
         class_weight_power=trial.suggest_float("class_weight_power", 0.0, 1.0),
+        prior_power=trial.suggest_float("prior_power", 0.0, 0.5),
     )
 
 

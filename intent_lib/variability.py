@@ -165,7 +165,7 @@ def variability_record(boot: Bootstrap, seeds: SeedRuns, names: dict[int, str], 
         },
         "seeds": {
             "what": "training variability: the same hyperparameters refitted on other train/validation splits "
-                    "(LinearSVC refit as in the full model; probability calibration skipped, predictions identical)",
+                    "(the full classifier refit on cached features, calibration included: predictions as fit_model gives)",
             "seeds": seeds.runs["seed"].tolist(), "params": params.to_dict(),
             "runs": seeds.runs.to_dict(orient="records"),
             "summary": {m: {k: float(spread.loc[m, k]) for k in ("mean", "std", "min", "max")} for m in SUMMARY_KEYS},

@@ -88,3 +88,18 @@ def test_class_weights_and_temperature() -> None:
     scores = np.array([[10.0, 0.0], [10.0, 0.0], [0.0, 10.0], [0.0, 10.0]])
     assert fit_temperature(scores, np.array([0, 1, 1, 0])) > 10
     assert fit_temperature(scores, np.array([0, 0, 1, 1])) < 1
+
+
+def test_prior_power_lifts_rare_intents_and_predict_follows_the_probabilities() -> None:
+    from intent_lib.classifier import CalibratedLinearSVC
+
+    rng = np.random.default_rng(0)
+    centers = np.array([[1.0, 0.0], [0.0, 1.0]])
+    y = np.array([0] * 180 + [1] * 20)
+    X = centers[y] + rng.normal(scale=0.9, size=(len(y), 2))
+    grid = rng.normal(scale=1.5, size=(500, 2)) + 0.5
+    plain = CalibratedLinearSVC(class_weight_power=0.0, prior_power=0.0).fit(X, y)
+    lifted = CalibratedLinearSVC(class_weight_power=0.0, prior_power=0.5).fit(X, y)
+    assert lifted.predict_proba(grid)[:, 1].mean() > plain.predict_proba(grid)[:, 1].mean()
+    assert (lifted.predict(grid) == 1).sum() > (plain.predict(grid) == 1).sum()
+    np.testing.assert_array_equal(lifted.predict(grid), lifted.classes_[lifted.predict_proba(grid).argmax(axis=1)])
