@@ -10,6 +10,10 @@ Modules, one job each:
     model      build, fit, save and load the full pipeline
     card       the model card (hashes, versions, metrics)
     metrics    scores, calibration, confusions, bootstrap intervals
+    training   fit on the split, save the pickle and its card (notebook 02)
+    evaluation validation predictions, figures and metrics.json (notebook 03)
+    variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds)
+    tuning     Optuna search, workers and storages, fast refits with cached features
     charts     altair charts rendered to inline SVG
     pipeline   run the notebooks with papermill and render HTML reports
 """

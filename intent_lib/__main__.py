@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -23,6 +24,17 @@ def _parameter(text: str) -> tuple[str, object]:
         return name, ast.literal_eval(raw)
     except (ValueError, SyntaxError):
         return name, raw
+
+
+_URL_PASSWORD = re.compile(r"://[^/@:]+:[^/@]+@")
+
+
+def _refuse_embedded_passwords(parameters: dict[str, object]) -> None:
+    """Parameters are written into the executed notebooks and reports: a URL must not carry a password."""
+    for name, value in parameters.items():
+        if isinstance(value, str) and _URL_PASSWORD.search(value):
+            raise ValueError(f"-p {name}=...: the URL holds a password, which would be written into the reports. "
+                             "Leave it out of the URL and set PGPASSWORD (or ~/.pgpass) instead.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             names = tuple(n for n in names if n in args.only)
         if args.command == "train" and "01_split" in names:
             pipeline.prepare_data(root)
-        run = pipeline.run_notebooks(root, names, dict(args.parameter))
+        parameters = dict(args.parameter)
+        _refuse_embedded_passwords(parameters)
+        run = pipeline.run_notebooks(root, names, parameters)
         logging.info("reports: %s", Path(run.root, "reports", "index.html"))
         return 0
-    except (archive.ArchiveError, DataError, ModelIntegrityError, pipeline.PipelineError) as exc:
+    except (archive.ArchiveError, DataError, ModelIntegrityError, pipeline.PipelineError, ValueError) as exc:
         logging.error("%s", exc)
         return 1
 

@@ -85,3 +85,11 @@ def test_a_failing_step_exits_non_zero_with_a_pointer(tmp_path: Path) -> None:
 def test_missing_archive_named_explicitly_is_an_error(tmp_path: Path) -> None:
     run = run_train(tmp_path, DATA_ARCHIVE=str(tmp_path / "mine.tgz.gpg"))
     assert run.returncode == 1 and "does not exist" in run.stderr
+
+
+def test_a_url_with_a_password_is_refused_before_it_reaches_a_report(tmp_path: Path) -> None:
+    environment = os.environ | {"POSOS_ROOT": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "intent_lib", "tune", "-p", "storage=postgresql://me:s3cret@db/x"],
+                         capture_output=True, text=True, env=environment, timeout=120)
+    assert run.returncode == 1 and "PGPASSWORD" in run.stderr and "s3cret" not in run.stderr
+    assert not (tmp_path / "reports").exists()
