@@ -11,7 +11,6 @@ import json
 import pickle
 import statistics
 import time
-from pathlib import Path
 
 import papermill
 

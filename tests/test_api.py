@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from api.app import MAX_BATCH, MAX_QUERY_CHARS, MicroBatcher, ModelService, create_app
+from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
+from api.service import MicroBatcher, ModelService
 from intent_lib.card import read_card
 from intent_lib.intents import intent_name
 

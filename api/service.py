@@ -1,0 +1,172 @@
+"""The served model: loaded once and checked against its card, and a micro-batcher for single questions.
+
+``ModelService`` owns the model and its card; ``MicroBatcher`` groups concurrent single questions into one
+call of the model; ``Prediction`` is what both endpoints return per question.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import msgspec.structs
+from litestar.exceptions import HTTPException
+
+from intent_lib.card import read_card, version_mismatches
+from intent_lib.intents import intent_name
+from intent_lib.model import ModelIntegrityError, load_model, top_k
+
+log = logging.getLogger("api")
+
+DEFAULT_MODEL_PATH = "models/intent_model.pkl"
+CARD_FILE = "model_card.json"
+
+
+class StartupError(RuntimeError):
+    """The model cannot be served; the message is one line that says what to do."""
+
+
+class ModelService:
+    """The loaded model and its card; predictions are serialised (the pipeline is not proven thread-safe)."""
+
+    def __init__(self, model_path: Path | None = None) -> None:
+        self._configured_path = model_path
+        self.model: Any = None
+        self.card: dict[str, Any] | None = None
+        self._names: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self._configured_path or Path(os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
+
+    @property
+    def loaded(self) -> bool:
+        return self.model is not None
+
+    def load(self) -> None:
+        """Check the card (sha256, library versions), unpickle, warm up; ``StartupError`` when it can't."""
+        path = self.path
+        if not path.is_file():
+            raise StartupError(f"No model at {path}: run `make train` first (or set MODEL_PATH).")
+        card_path = path.with_name(CARD_FILE)
+        try:
+            card = read_card(card_path)
+        except FileNotFoundError as exc:
+            raise StartupError(str(exc)) from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise StartupError(f"{card_path} is not valid JSON: retrain with `make train`.") from None
+        if not card.get("model_sha256"):
+            raise StartupError(f"{card_path} records no model_sha256: retrain with `make train`.")
+        mismatches = version_mismatches(card)
+        if mismatches:
+            raise StartupError(f"{path} was trained with other library versions ({'; '.join(mismatches)}): "
+                               "retrain with `make train`, or serve with the versions of requirements/*.lock.")
+        try:
+            model = load_model(path, card["model_sha256"])
+        except ModelIntegrityError as exc:
+            raise StartupError(str(exc)) from None
+        top_k(model, ["warm-up"], 1)  # builds lazy lookups so the first request is as fast as the rest
+        self._names = {int(k): v for k, v in (card.get("names") or {}).items()}
+        self.card = card
+        self.model = model
+        log.info("model %s loaded from %s", card.get("model_version"), path)
+
+    def unload(self) -> None:
+        self.model = None
+
+    def name(self, intent: int) -> str:
+        return self._names.get(intent) or intent_name(intent)
+
+    def predict(self, queries: list[str], k: int) -> list["Prediction"]:
+        with self._lock:
+            ranked = top_k(self.model, queries, k)
+        out = []
+        for query, pairs in zip(queries, ranked):
+            scored = [Scored(intent=i, name=self.name(i), score=p) for i, p in pairs]
+            out.append(Prediction(query=query, intent=scored[0].intent, name=scored[0].name,
+                                  confidence=scored[0].score, top_k=scored))
+        return out
+
+
+class MicroBatcher:
+    """Groups single questions that arrive while the model is busy into one call of the model.
+
+    A call of the model costs ~1.4 ms for one question but ~2.5 ms for eight, so under concurrent load this
+    multiplies throughput; an idle server answers at once (nothing waits for a batch to fill).
+    """
+
+    def __init__(self, service: ModelService, max_batch: int = 64) -> None:
+        self.service = service
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[str, int, asyncio.Future[Prediction]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="intent-micro-batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while self._queue is not None and not self._queue.empty():  # requests caught by the shutdown
+            _fail([self._queue.get_nowait()], HTTPException(status_code=503, detail="The server is shutting down."))
+        self._task = self._queue = None
+
+    async def predict(self, query: str, k: int) -> "Prediction":
+        if self._queue is None:  # not started (e.g. no lifespan): plain call
+            return (await anyio.to_thread.run_sync(self.service.predict, [query], k))[0]
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((query, k, future))
+        return await future
+
+    async def _run(self) -> None:
+        assert self._queue is not None
+        while True:
+            items = [await self._queue.get()]
+            while len(items) < self.max_batch and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            k = max(k for _, k, _ in items)
+            try:
+                predictions = await anyio.to_thread.run_sync(self.service.predict, [q for q, _, _ in items], k)
+            except asyncio.CancelledError:
+                _fail(items, HTTPException(status_code=503, detail="The server is shutting down."))
+                raise
+            except Exception as exc:  # noqa: BLE001 - handed to each waiting request (a JSON 500 there)
+                _fail(items, exc)
+                continue
+            for (_, k_wanted, future), prediction in zip(items, predictions):
+                if not future.done():
+                    future.set_result(prediction if k_wanted == k else _trim(prediction, k_wanted))
+
+
+def _fail(items: list[tuple[str, int, "asyncio.Future[Prediction]"]], exc: BaseException) -> None:
+    for _, _, future in items:
+        if not future.done():
+            future.set_exception(exc)
+
+
+def _trim(prediction: "Prediction", k: int) -> "Prediction":
+    return msgspec.structs.replace(prediction, top_k=prediction.top_k[:k])
+
+
+class Scored(msgspec.Struct):
+    intent: int
+    name: str
+    score: float
+
+
+class Prediction(msgspec.Struct):
+    query: str
+    intent: int
+    name: str
+    confidence: float
+    top_k: list[Scored]
