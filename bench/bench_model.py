@@ -31,7 +31,7 @@ def main() -> None:
     folder, dataset = locate_dataset(root / split_defaults["data_dir"].strip("\"'"))
     frame = load_labeled(folder / "input_train.csv", folder / "output_train.csv")
     train, val = stratified_split(frame, float(split_defaults["val_size"]), int(split_defaults["seed"]))
-    params, tuned = read_best_params(root / "models" / "best_params.json")
+    params, params_source = read_best_params(root / "models" / "best_params.json")
 
     started = time.perf_counter()
     model = fit_model(train["question"], train["intention"], params)
@@ -54,7 +54,7 @@ def main() -> None:
     batch_per_query = (time.perf_counter() - started) * 1000 / len(val)
 
     figures = {
-        "dataset": dataset.source, "params": "tuned" if tuned else "defaults",
+        "dataset": dataset.source, "params": params_source,
         "train_rows": len(train), "val_rows": len(val),
         "accuracy": round(scores["accuracy"], 4), "f1_macro": round(scores["f1_macro"], 4),
         "ece": round(scores["ece"], 4), "fit_seconds": round(fit_seconds, 1), "unpickle_seconds": round(load_seconds, 2),

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from intent_lib import archive, pipeline
-from intent_lib.data import DataError
+from intent_lib.data import DEMO_BANNER, DataError
 from intent_lib.model import ModelIntegrityError
 from intent_lib.paths import project_root
 
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("decrypt", help="decrypt DATA_ARCHIVE into data/ (passphrase from POSOS_PASSPHRASE[_FILE])")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
+    for chatty in ("papermill", "traitlets", "nbconvert"):  # we log each step ourselves; keep their warnings
+        logging.getLogger(chatty).setLevel(logging.ERROR)
     root = project_root()
     try:
         if args.command == "decrypt":
@@ -61,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
             if unknown:
                 parser.error(f"unknown notebook(s) {sorted(unknown)}; choose from {list(names)}")
             names = tuple(n for n in names if n in args.only)
-        if args.command == "train" and "01_split" in names:
-            pipeline.prepare_data(root)
+        source = pipeline.prepare_data(root) if args.command == "train" and "01_split" in names else None
         parameters = dict(args.parameter)
         _refuse_embedded_passwords(parameters)
         run = pipeline.run_notebooks(root, names, parameters)
         logging.info("reports: %s", Path(run.root, "reports", "index.html"))
+        if source == "demo":
+            logging.warning("%s", DEMO_BANNER)
         return 0
     except (archive.ArchiveError, DataError, ModelIntegrityError, pipeline.PipelineError, ValueError) as exc:
         logging.error("%s", exc)

@@ -16,6 +16,7 @@ from pathlib import Path
 import gnupg
 
 log = logging.getLogger(__name__)
+logging.getLogger("gnupg").setLevel(logging.CRITICAL)  # its warnings repeat gpg's errors, which we report ourselves
 
 EXPECTED_FILES = ("input_train.csv", "output_train.csv", "input_test.csv")
 PASSPHRASE_ENV = "POSOS_PASSPHRASE"
@@ -58,11 +59,18 @@ def decrypt_archive(archive: Path, dest: Path, passphrase: str) -> list[Path]:
         with archive.open("rb") as fh:
             result = gpg.decrypt_file(fh, passphrase=passphrase, output=str(tarball), extra_args=["--no-symkey-cache"])
         if not result.ok or not tarball.is_file():
-            reason = "wrong passphrase" if "bad passphrase" in result.stderr.lower() or "decryption failed" in (
-                result.status or "") else (result.status or "gpg failed")
-            raise ArchiveError(f"Could not decrypt {archive}: {reason}. Check the passphrase and the file.")
+            raise ArchiveError(_decrypt_failure(archive, result.stderr or ""))
         extracted = _extract_csvs(tarball, tmpdir / "out", archive)
         return [Path(shutil.move(str(src), dest / src.name)) for src in extracted]
+
+
+def _decrypt_failure(archive: Path, stderr: str) -> str:
+    """What went wrong, from gpg's messages: the passphrase, or the file itself."""
+    if "BAD_PASSPHRASE" in stderr or "bad session key" in stderr.lower():
+        return f"Could not decrypt {archive}: wrong passphrase. Check POSOS_PASSPHRASE or POSOS_PASSPHRASE_FILE."
+    reasons = [line.removeprefix("gpg: ") for line in stderr.splitlines() if line.startswith("gpg: ")]
+    detail = f" (gpg: {reasons[-1]})" if reasons else ""
+    return f"Could not decrypt {archive}: the file is damaged or not a GPG archive{detail}."
 
 
 def _extract_csvs(tarball: Path, out: Path, archive: Path) -> list[Path]:

@@ -41,7 +41,7 @@ def git_commit() -> str:
 
 
 def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, Any], params: dict[str, Any],
-               tuned: bool, labels: list[int], names: dict[int, str], validation: dict[str, float]) -> dict[str, Any]:
+               params_source: str, labels: list[int], names: dict[int, str], validation: dict[str, float]) -> dict[str, Any]:
     """The card's content; ``validation`` holds the validation-split metrics."""
     trained_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return {
@@ -52,7 +52,7 @@ def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, A
         "dataset": dataset,
         "split": split,
         "params": params,
-        "params_source": "models/best_params.json (tuned)" if tuned else "defaults (intent_lib.model.ModelParams)",
+        "params_source": params_source,
         "labels": labels,
         "names": {str(k): v for k, v in names.items()},
         "validation": validation,

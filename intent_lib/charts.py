@@ -12,7 +12,8 @@ alt.renderers.enable("svg")  # vl-convert renders in-process; the notebook outpu
 alt.data_transformers.disable_max_rows()
 
 
-def _label(intent: int, names: dict[int, str]) -> str:
+def intent_label(intent: int, names: dict[int, str]) -> str:
+    """``"28 · Effets indésirables"``: how charts and tables name an intent."""
     return f"{intent} · {names.get(int(intent), '')}"
 
 
@@ -20,7 +21,7 @@ def intent_frequencies(train: pd.DataFrame, val: pd.DataFrame, names: dict[int, 
     """Horizontal bars: questions per intent in each split, most frequent first."""
     counts = pd.concat([train.assign(split="train"), val.assign(split="validation")])
     counts = counts.groupby(["intention", "split"]).size().rename("questions").reset_index()
-    counts["intent"] = [_label(i, names) for i in counts["intention"]]
+    counts["intent"] = [intent_label(i, names) for i in counts["intention"]]
     order = counts.groupby("intent")["questions"].sum().sort_values(ascending=False).index.tolist()
     return alt.Chart(counts, title="Questions per intent").mark_bar().encode(
         y=alt.Y("intent:N", sort=order, title=None), x=alt.X("questions:Q", stack=True),
@@ -31,13 +32,15 @@ def intent_frequencies(train: pd.DataFrame, val: pd.DataFrame, names: dict[int, 
 def confusion_heatmap(matrix: np.ndarray, labels: Sequence[int], names: dict[int, str]) -> alt.Chart:
     """Row-normalised confusion matrix: true intent down, predicted across, with intent names."""
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    tick = [_label(i, names) for i in labels]
-    cells = pd.DataFrame([{"true": tick[i], "predicted": tick[j], "count": int(matrix[i, j]),
-                           "share": float(shares[i, j])}
+    tick = [intent_label(i, names) for i in labels]
+    cells = pd.DataFrame([{"true": tick[i], "predicted": tick[j], "predicted_id": int(labels[j]),
+                           "count": int(matrix[i, j]), "share": float(shares[i, j])}
                           for i in range(len(labels)) for j in range(len(labels)) if matrix[i, j]])
     return alt.Chart(cells, title="Confusion matrix (share of each true intent)").mark_rect().encode(
         y=alt.Y("true:N", sort=tick, title="true intent"),
-        x=alt.X("predicted:N", sort=tick, title="predicted intent", axis=alt.Axis(labelAngle=-60)),
+        # Names on the rows only: 51 rotated names across would overlap; the columns carry the intent number.
+        x=alt.X("predicted_id:O", sort=[int(v) for v in labels], title="predicted intent (number)",
+                axis=alt.Axis(labelAngle=0)),
         color=alt.Color("share:Q", scale=alt.Scale(scheme="blues")), tooltip=["true", "predicted", "count", "share"],
     ).properties(width=alt.Step(11), height=alt.Step(11))
 
@@ -56,11 +59,14 @@ def reliability_diagram(table: pd.DataFrame) -> alt.Chart:
     """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
     diagonal = alt.Chart(pd.DataFrame({"x": [0, 1], "y": [0, 1]})).mark_line(strokeDash=[4, 4], color="gray").encode(
         x="x:Q", y="y:Q")
-    points = alt.Chart(table).mark_line(point=True).encode(
+    base = alt.Chart(table).encode(
         x=alt.X("confidence:Q", title="mean confidence", scale=alt.Scale(domain=[0, 1])),
-        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])),
-        size=alt.Size("count:Q"), tooltip=["bin", "count", "confidence", "accuracy"])
-    return (diagonal + points).properties(title="Reliability of the confidence", width=300, height=300)
+        y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])))
+    line = base.mark_line(color="#1f77b4")
+    points = base.mark_circle(color="#1f77b4", opacity=0.8).encode(
+        size=alt.Size("count:Q", scale=alt.Scale(range=[30, 400]), title="questions"),
+        tooltip=["bin", "count", "confidence", "accuracy"])
+    return (diagonal + line + points).properties(title="Reliability of the confidence", width=300, height=300)
 
 
 def interval_bars(table: pd.DataFrame, value: str, low: str, high: str, label: str, sort_by: str,

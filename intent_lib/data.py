@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from intent_lib.paths import project_root
+
 log = logging.getLogger(__name__)
 
 DEMO_DIR = resources.files("intent_lib") / "resources" / "demo"
@@ -110,13 +112,37 @@ def sha256_of(*paths: Path | resources.abc.Traversable) -> str:
     return digest.hexdigest()
 
 
+TRAIN_FILES = ("input_train.csv", "output_train.csv")
+ORIGIN_FILE = "archive.json"  # written beside the CSV files by the decryption step
+
+
+def record_archive_origin(data_dir: Path, archive: Path) -> None:
+    """Note which archive the CSV files of ``data_dir`` came from (read back by ``locate_dataset``)."""
+    origin = {"archive": archive.name, "archive_sha256": sha256_of(archive),
+              "csv_sha256": sha256_of(*(data_dir / n for n in TRAIN_FILES))}
+    (data_dir / ORIGIN_FILE).write_text(json.dumps(origin, indent=2), encoding="utf-8")
+
+
 def locate_dataset(data_dir: Path) -> tuple[Path | resources.abc.Traversable, DatasetInfo]:
-    """The folder holding the three CSV files: ``data_dir`` when it has them, else the demo data."""
-    files = ("input_train.csv", "output_train.csv")
-    if all((data_dir / name).is_file() for name in files):
-        return data_dir, DatasetInfo("csv", str(data_dir), sha256_of(*(data_dir / n for n in files)))
+    """The folder holding the CSV files: ``data_dir`` when it has them, else the demo data; and their origin
+    (``archive`` when decrypted from one and unchanged since, else ``csv``)."""
+    if all((data_dir / name).is_file() for name in TRAIN_FILES):
+        sha = sha256_of(*(data_dir / n for n in TRAIN_FILES))
+        origin_file = data_dir / ORIGIN_FILE
+        origin = json.loads(origin_file.read_text(encoding="utf-8")) if origin_file.is_file() else {}
+        if origin.get("csv_sha256") == sha:
+            return data_dir, DatasetInfo("archive", f"{origin['archive']} (sha256 {origin['archive_sha256'][:12]}…)", sha)
+        return data_dir, DatasetInfo("csv", _shown_path(data_dir), sha)
     log.warning(DEMO_BANNER)
-    return DEMO_DIR, DatasetInfo("demo", "intent_lib/resources/demo", sha256_of(*(DEMO_DIR / n for n in files)))
+    return DEMO_DIR, DatasetInfo("demo", "intent_lib/resources/demo", sha256_of(*(DEMO_DIR / n for n in TRAIN_FILES)))
+
+
+def _shown_path(folder: Path) -> str:
+    """A folder as the reports and the model card show it: relative to the project, never a home path."""
+    try:
+        return str(folder.resolve().relative_to(project_root()))
+    except ValueError:
+        return folder.name
 
 
 def stratified_split(df: pd.DataFrame, val_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+CALIBRATION_BINS = 15  # equal-width confidence bins, for the ECE and the reliability diagram alike
 SUMMARY_KEYS = ("accuracy", "precision_micro", "recall_micro", "f1_micro",
                 "precision_macro", "recall_macro", "f1_macro")
 
@@ -55,7 +56,7 @@ def top_confusions(matrix: np.ndarray, labels: Sequence[int], names: dict[int, s
 
 
 def expected_calibration_error(y_true: Sequence[int], y_pred: Sequence[int], confidence: Sequence[float],
-                               n_bins: int = 15) -> float:
+                               n_bins: int = CALIBRATION_BINS) -> float:
     """ECE of the top-1 confidence: bin-weighted |accuracy - mean confidence| over equal-width bins."""
     y_true, y_pred, confidence = map(np.asarray, (y_true, y_pred, confidence))
     bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
@@ -67,7 +68,7 @@ def expected_calibration_error(y_true: Sequence[int], y_pred: Sequence[int], con
 
 
 def reliability_table(y_true: Sequence[int], y_pred: Sequence[int], confidence: Sequence[float],
-                      n_bins: int = 10) -> pd.DataFrame:
+                      n_bins: int = CALIBRATION_BINS) -> pd.DataFrame:
     """Per confidence bin: count, mean confidence and accuracy (the reliability diagram's data)."""
     frame = pd.DataFrame({"correct": np.asarray(y_true) == np.asarray(y_pred), "confidence": confidence})
     frame["bin"] = np.minimum((frame["confidence"] * n_bins).astype(int), n_bins - 1)

@@ -124,8 +124,14 @@ def top_k(model: Pipeline, texts: Sequence[str], k: int = 3) -> list[list[tuple[
     return [[(int(classes[j]), float(row[j])) for j in idx] for row, idx in zip(proba, order)]
 
 
-def read_best_params(path: Path) -> tuple[ModelParams, bool]:
-    """The tuned params from ``best_params.json`` when present, else the defaults; and whether tuned."""
-    if path.is_file():
-        return ModelParams.from_dict(json.loads(path.read_text(encoding="utf-8"))["params"]), True
-    return ModelParams(), False
+def read_best_params(path: Path) -> tuple[ModelParams, str]:
+    """The params from ``best_params.json`` (written by ``make tune``) when present, else the defaults;
+    and a sentence saying which, for the model card and the reports."""
+    if not path.is_file():
+        return ModelParams(), "defaults (intent_lib.model.ModelParams)"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    params = ModelParams.from_dict(record["params"])
+    search = f"objective {record.get('objective', '?')}, validation score {record.get('score', float('nan')):.4f}"
+    if params == ModelParams():
+        return params, f"{path.name}: the search kept the defaults ({search})"
+    return params, f"{path.name}: tuned, trial {record.get('trial', '?')} ({search})"

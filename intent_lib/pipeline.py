@@ -22,7 +22,7 @@ from nbconvert import HTMLExporter
 
 from intent_lib import archive
 from intent_lib.card import git_commit
-from intent_lib.data import DEMO_BANNER, Split
+from intent_lib.data import DEMO_BANNER, Split, record_archive_origin
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ def prepare_data(root: Path) -> str:
     archive_path = archive_path if archive_path.is_absolute() else root / archive_path
     if archive_path.is_file():
         files = archive.decrypt_archive(archive_path, root / "data", archive.read_passphrase())
+        record_archive_origin(root / "data", archive_path)
         log.info("decrypted %s into %s", archive_path.name, ", ".join(f"data/{f.name}" for f in files))
         return "archive"
     if os.environ.get("DATA_ARCHIVE", DEFAULT_ARCHIVE) != DEFAULT_ARCHIVE:

@@ -30,7 +30,7 @@ def validation_metrics(model: Pipeline, texts: list[str], labels: list[int]) -> 
     return scores | {"ece": expected_calibration_error(labels, predicted, proba.max(axis=1)), "n": len(labels)}
 
 
-def train_and_save(split: Split, root: Path, models_dir: Path, params: ModelParams, tuned: bool,
+def train_and_save(split: Split, root: Path, models_dir: Path, params: ModelParams, params_source: str,
                    random_state: int = 0) -> tuple[Pipeline, dict[str, Any]]:
     """Fit on the split's train rows, score on its validation rows, write the pickle and the card."""
     train, val = split.frames(root)
@@ -44,7 +44,7 @@ def train_and_save(split: Split, root: Path, models_dir: Path, params: ModelPara
         model_sha256=sha, dataset=asdict(split.dataset),
         split={"seed": split.seed, "val_size": split.val_size, "train_rows": len(train), "val_rows": len(val),
                "train_sha256": split.train_sha256, "val_sha256": split.val_sha256},
-        params=params.to_dict(), tuned=tuned, labels=labels, names=intent_names(labels),
+        params=params.to_dict(), params_source=params_source, labels=labels, names=intent_names(labels),
         validation=validation_metrics(model, val["question"].tolist(), val["intention"].tolist()) | {
             "fit_seconds": round(fit_seconds, 2)},
     )

@@ -23,16 +23,13 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from intent_lib.charts import intent_label
 from intent_lib.data import stratified_split
 from intent_lib.metrics import SUMMARY_KEYS, bootstrap_scores, format_interval, percentile_interval, weighted_scores
 from intent_lib.model import ModelParams
 from intent_lib.tuning import FeatureCache, fit_predict
 
 MAIN_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro")
-
-
-def _label(intent: int, names: dict[int, str]) -> str:
-    return f"{intent} · {names.get(int(intent), '')}"
 
 
 @dataclass
@@ -72,7 +69,7 @@ def bootstrap_predictions(y_true: Sequence[int], y_pred: Sequence[int], labels: 
         low, high = percentile_interval(f1, confidence)
     support = (np.asarray(y_true)[:, None] == labels[None, :]).sum(0)
     per_intent = pd.DataFrame({"intent": labels, "name": [names.get(int(i), "") for i in labels],
-                               "label": [_label(i, names) for i in labels], "support": support,
+                               "label": [intent_label(i, names) for i in labels], "support": support,
                                "f1": point_f1[0], "low": low, "high": high})
     per_intent["width"] = per_intent["high"] - per_intent["low"]
     per_intent["interval"] = [format_interval(*r) for r in per_intent[["f1", "low", "high"]].to_numpy()]

@@ -25,5 +25,5 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_frame: pd.D
     train, val = stratified_split(demo_frame, val_size=0.25, seed=0)
     split = write_split(train, val, root / "data" / "processed", root, seed=0, val_size=0.25,
                         dataset=DatasetInfo("demo", "fixture", "0" * 64))
-    train_and_save(split, root, root / "models", ModelParams(), tuned=False)
+    train_and_save(split, root, root / "models", ModelParams(), "defaults")
     return root

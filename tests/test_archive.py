@@ -107,3 +107,16 @@ def test_cli_decrypt_exits_non_zero_with_a_message_on_wrong_passphrase(archive: 
     assert run.returncode == 1
     assert "wrong passphrase" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "data" / "input_train.csv").exists()
+
+
+def test_a_damaged_archive_is_not_blamed_on_the_passphrase(archive: Path, tmp_path: Path) -> None:
+    damaged = tmp_path / "damaged.gpg"
+    data = archive.read_bytes()
+    damaged.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArchiveError, match="damaged or not a GPG archive") as info:
+        decrypt_archive(damaged, tmp_path / "out", PASSPHRASE)
+    assert "passphrase" not in str(info.value)
+    plain = tmp_path / "plain.gpg"
+    plain.write_text("not encrypted at all")
+    with pytest.raises(ArchiveError, match="damaged or not a GPG archive"):
+        decrypt_archive(plain, tmp_path / "out", PASSPHRASE)

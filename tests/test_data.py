@@ -94,3 +94,15 @@ def test_locate_dataset_prefers_local_files_and_falls_back_to_demo(files: tuple[
     assert (info.source, folder) == ("csv", files[0].parent) and len(info.sha256) == 64
     _, demo = locate_dataset(tmp_path / "empty")
     assert demo.is_demo
+
+
+def test_locate_dataset_knows_data_decrypted_from_an_archive(files: tuple[Path, Path], tmp_path: Path) -> None:
+    from intent_lib.data import record_archive_origin
+
+    archive = _write(tmp_path / "data.tgz.gpg", b"encrypted bytes")
+    record_archive_origin(files[0].parent, archive)
+    _, info = locate_dataset(files[0].parent)
+    assert info.source == "archive" and info.location.startswith("data.tgz.gpg (sha256 ")
+    _write(files[1], "ID,intention\n0,44\n1,28\n2,28\n3,2\n")  # edited since: no longer the archive's data
+    _, edited = locate_dataset(files[0].parent)
+    assert edited.source == "csv" and "/" not in edited.location.strip("/").split("/")[0]

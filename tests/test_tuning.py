@@ -93,8 +93,10 @@ def test_tune_notebook_writes_best_params_that_train_reads(tmp_path: Path, train
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
     pipeline.run_notebooks(root, ("05_tune",), {"n_trials": 3, "n_resamples": 50, "objective": "accuracy"})
     record = json.loads((root / "models" / "best_params.json").read_text(encoding="utf-8"))
-    params, tuned = read_best_params(root / "models" / "best_params.json")
-    assert tuned and params == ModelParams.from_dict(record["params"])
+    params, source = read_best_params(root / "models" / "best_params.json")
+    assert source.startswith("best_params.json: ") and "objective accuracy" in source
+    assert params == ModelParams.from_dict(record["params"])
+    assert ("kept the defaults" in source) == (params == ModelParams())
     assert set(record["params"]) == set(ModelParams().to_dict())
     assert record["objective"] == "accuracy" and record["study"]["trials"]["complete"] == 3
     assert record["score"] >= record["default_score"] and record["score"] == record["scores"]["accuracy"]
