@@ -20,7 +20,7 @@ DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
 .PHONY: help venv train check lab bench lock clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@printf "\nRUNTIME=$(RUNTIME) (docker when an engine answers; force with RUNTIME=local|docker)\n"
 
 $(VENV)/.installed: requirements/dev.lock pyproject.toml

@@ -63,6 +63,7 @@ def test_html_reports_open_offline_and_warn_about_demo_data(demo_run) -> None:
         page = report.read_text()
         assert "DEMO DATA" in page and "Run metadata" in page
         assert not re.search(r'(src|href)="(https?:)?//', page), f"{report.name} loads something from the network"
+        assert "cdnjs" not in page and "cdn.jsdelivr" not in page, f"{report.name} names a CDN script"
         assert "Traceback" not in page
     assert "data:image/svg+xml" in (root / "reports" / "03_evaluate.html").read_text()
     index = (root / "reports" / "index.html").read_text()

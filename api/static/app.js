@@ -18,7 +18,7 @@
   }
 
   function percent(x) {
-    return (100 * x).toLocaleString("fr-FR", { maximumFractionDigits: 1, minimumFractionDigits: 1 }) + " %";
+    return (100 * x).toLocaleString("fr-FR", { maximumFractionDigits: 1, minimumFractionDigits: 1 }) + "\u00a0%";
   }
 
   function showStatus(text, isError) {
