@@ -7,17 +7,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DOCKER ?= docker
 RUNTIME ?= $(shell $(DOCKER) info >/dev/null 2>&1 && echo docker || echo local)
-DATA_ARCHIVE ?= data.tgz.gpg
 PYTEST_ARGS ?=
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line -q
 export DATA_ARCHIVE POSOS_PASSPHRASE POSOS_PASSPHRASE_FILE
 
 TRAINER_IMAGE ?= posos-intent-trainer:latest
 # Files written into mounted folders belong to the caller; HOME must then be writable.
+# The archive the trainer container mounts: DATA_ARCHIVE, else the layout's default (evaluated only when used).
+ARCHIVE = $(or $(DATA_ARCHIVE),$(shell python3 -c 'from intent_lib.paths import DEFAULT_ARCHIVE; print(DEFAULT_ARCHIVE)'))
 GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
 DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
 
-.PHONY: help venv train check lab bench lock clean
+.PHONY: help venv train check check-fast lab bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,7 +40,7 @@ ifeq ($(RUNTIME),docker)
 	mkdir -p data models reports
 	$(DOCKER) run --rm $(DOCKER_USER) \
 	  -v "$(CURDIR)/data:/app/data" -v "$(CURDIR)/models:/app/models" -v "$(CURDIR)/reports:/app/reports" \
-	  $(if $(wildcard $(DATA_ARCHIVE)),-v "$(abspath $(DATA_ARCHIVE)):/run/posos/data.tgz.gpg:ro" -e DATA_ARCHIVE=/run/posos/data.tgz.gpg) \
+	  $(if $(wildcard $(ARCHIVE)),-v "$(abspath $(ARCHIVE)):/run/posos/archive:ro" -e DATA_ARCHIVE=/run/posos/archive) \
 	  $(if $(POSOS_PASSPHRASE_FILE),-v "$(abspath $(POSOS_PASSPHRASE_FILE)):/run/posos/passphrase:ro" -e POSOS_PASSPHRASE_FILE=/run/posos/passphrase) \
 	  $(if $(POSOS_PASSPHRASE),-e POSOS_PASSPHRASE) \
 	  -e POSOS_GIT_COMMIT="$(GIT_COMMIT)" $(TRAINER_IMAGE) train $(TRAIN_ARGS)
@@ -48,11 +49,15 @@ train: $(VENV)/.installed
 	$(PY) -m intent_lib train $(TRAIN_ARGS)
 endif
 
-check: $(VENV)/.installed ## Run the test suite (PYTEST_ARGS="-k api" to select)
+check: $(VENV)/.installed ## Run the whole test suite, as CI does (PYTEST_ARGS="-k api" to select)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lab: $(VENV)/.installed ## Open the notebooks in JupyterLab with the project's kernel
-	$(VENV)/bin/jupyter lab notebooks/
+check-fast: $(VENV)/.installed ## Run the tests not marked slow (no notebooks, servers or browsers): under 2 minutes
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+LAB_PORT ?= 8888
+lab: $(VENV)/.installed ## Open the notebooks in JupyterLab on 127.0.0.1:LAB_PORT with the project's kernel (LAB_ARGS for more flags)
+	$(VENV)/bin/jupyter lab notebooks/ --ip 127.0.0.1 --port $(LAB_PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: $(VENV)/.installed ## Model benchmark: accuracy, macro-F1, ECE, fit time, latency, pickle size
 	$(PY) bench/bench_model.py

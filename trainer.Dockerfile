@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
     POSOS_ROOT=/app MPLCONFIGDIR=/tmp
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends gnupg git \
+    && apt-get install -y --no-install-recommends gnupg \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

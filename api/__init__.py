@@ -2,6 +2,5 @@
 
     app     the Litestar application: routes, validation, JSON errors (``uvicorn api.app:app --port 4002``)
     service the served model (loaded once, checked against its card) and the micro-batcher
-    client  ``make test``: predict ``data/input_test.csv`` through the API
     static  the web page served at ``/``
 """

@@ -6,7 +6,6 @@ call of the model; ``Prediction`` is what both endpoints return per question.
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -18,14 +17,13 @@ import msgspec
 import msgspec.structs
 from litestar.exceptions import HTTPException
 
-from intent_lib.card import read_card, version_mismatches
+from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
-from intent_lib.model import ModelIntegrityError, load_model, top_k
+from intent_lib.model import top_k
+from intent_lib.paths import MODEL_PATH, resolve
 
 log = logging.getLogger("api")
 
-DEFAULT_MODEL_PATH = "models/intent_model.pkl"
-CARD_FILE = "model_card.json"
 
 
 class StartupError(RuntimeError):
@@ -44,35 +42,23 @@ class ModelService:
 
     @property
     def path(self) -> Path:
-        return self._configured_path or Path(os.environ.get("MODEL_PATH") or DEFAULT_MODEL_PATH)
+        return self._configured_path or resolve(os.environ.get("MODEL_PATH") or MODEL_PATH)
 
     @property
     def loaded(self) -> bool:
         return self.model is not None
 
     def load(self) -> None:
-        """Check the card (sha256, library versions), unpickle, warm up; ``StartupError`` when it can't."""
+        """Load the checked model and its card (``load_checked``), warm up; ``StartupError`` when it can't."""
         path = self.path
-        if not path.is_file():
-            raise StartupError(f"No model at {path}: run `make train` first (or set MODEL_PATH).")
-        card_path = path.with_name(CARD_FILE)
         try:
-            card = read_card(card_path)
-        except FileNotFoundError as exc:
-            raise StartupError(str(exc)) from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise StartupError(f"{card_path} is not valid JSON: retrain with `make train`.") from None
-        if not card.get("model_sha256"):
-            raise StartupError(f"{card_path} records no model_sha256: retrain with `make train`.")
-        mismatches = version_mismatches(card)
-        if mismatches:
-            raise StartupError(f"{path} was trained with other library versions ({'; '.join(mismatches)}): "
-                               "retrain with `make train`, or serve with the versions of requirements/*.lock.")
-        try:
-            model = load_model(path, card["model_sha256"])
+            model, card = load_checked(path)
+            top_k(model, ["warm-up"], 1)  # builds lazy lookups so the first request is as fast as the rest
         except ModelIntegrityError as exc:
             raise StartupError(str(exc)) from None
-        top_k(model, ["warm-up"], 1)  # builds lazy lookups so the first request is as fast as the rest
+        except Exception as exc:  # noqa: BLE001 - a pickle that loads but cannot predict: still a one-line refusal
+            raise StartupError(f"{path} loads but cannot predict ({type(exc).__name__}: {exc}): "
+                               "retrain with `make train`.") from None
         self._names = {int(k): v for k, v in (card.get("names") or {}).items()}
         self.card = card
         self.model = model

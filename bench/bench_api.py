@@ -26,20 +26,18 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from intent_lib.data import DEMO_DIR, load_questions
+from intent_lib.paths import BENCH_RESULTS_DIR, TEST_INPUTS, TEST_INPUTS_PATH, project_root, resolve
+from posos_client.server import health, local_server
 
-from api.client import DEFAULT_INPUT, health, local_server  # noqa: E402
-from intent_lib.data import DEMO_DIR, load_questions  # noqa: E402
-from intent_lib.paths import resolve  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "bench_api.json"
+ROOT = project_root()
+RESULTS = ROOT / BENCH_RESULTS_DIR / "bench_api.json"
 AIM = {"concurrency": 8, "p50_ms": 5.0, "p99_ms": 25.0}
 
 
 def questions() -> tuple[list[str], str]:
-    path = resolve(DEFAULT_INPUT)
-    source = path if path.is_file() else DEMO_DIR / "input_test.csv"
+    path = resolve(TEST_INPUTS_PATH)
+    source = path if path.is_file() else DEMO_DIR / TEST_INPUTS
     texts = [q for q in load_questions(source)["question"].tolist() if q.strip()]
     return texts, ("demo test questions" if source != path else str(path))
 

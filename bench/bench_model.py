@@ -14,9 +14,11 @@ import time
 
 import papermill
 
-from intent_lib.data import load_labeled, locate_dataset, stratified_split
-from intent_lib.model import fit_model, read_best_params, top_k
-from intent_lib.paths import project_root
+from intent_lib.best_params import read_best_params
+from intent_lib.data import load_labelled_folder, locate_dataset
+from intent_lib.model import fit_model, top_k
+from intent_lib.paths import BENCH_RESULTS_DIR, BEST_PARAMS_PATH, DATA_DIR, NOTEBOOKS_DIR, project_root
+from intent_lib.split import stratified_split
 from intent_lib.training import validation_metrics
 
 TARGETS = {"accuracy": 0.70, "f1_macro": 0.57}
@@ -27,11 +29,11 @@ QUERIES = ["Peut-on prendre du doliprane enceinte ?", "effets secondaires du lev
 def main() -> None:
     root = project_root()
     split_defaults = {k: v["default"] for k, v in papermill.inspect_notebook(
-        str(root / "notebooks" / "01_split.ipynb")).items()}
-    folder, dataset = locate_dataset(root / split_defaults["data_dir"].strip("\"'"))
-    frame = load_labeled(folder / "input_train.csv", folder / "output_train.csv")
-    train, val = stratified_split(frame, float(split_defaults["val_size"]), int(split_defaults["seed"]))
-    params, params_source = read_best_params(root / "models" / "best_params.json")
+        str(root / NOTEBOOKS_DIR / "01_split.ipynb")).items()}
+    folder, dataset = locate_dataset(root / DATA_DIR)
+    frame = load_labelled_folder(folder)
+    train, val = stratified_split(frame, float(split_defaults["val_size"]), int(split_defaults["split_seed"]))
+    params, params_source = read_best_params(root / BEST_PARAMS_PATH)
 
     started = time.perf_counter()
     model = fit_model(train["question"], train["intention"], params)
@@ -68,7 +70,7 @@ def main() -> None:
         print(f"{key:<{width}}  {value}{target}")
     if dataset.is_demo:
         print("NOTE: demo data: these figures say nothing about the real task.")
-    out = root / "bench" / "results" / "model.json"
+    out = root / BENCH_RESULTS_DIR / "model.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
 

@@ -1,21 +1,26 @@
 """posos-intent: French drug-question intent classification (Posos challenge).
 
-Modules, one job each:
-    paths      where the project's files live
-    archive    decrypt the GPG archive of the dataset
-    data       load, validate, split the dataset (or the demo data)
-    intents    human-readable intent names
-    features   text normalisation, spaCy tokens and word vectors
-    classifier linear classifier with calibrated probabilities
-    model      build, fit, save and load the full pipeline
-    card       the model card (hashes, versions, metrics)
-    metrics    scores, calibration, confusions, bootstrap intervals
-    training   fit on the split, save the pickle and its card (notebook 02)
-    evaluation validation predictions, figures and metrics.json (notebook 03)
-    variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds)
-    tuning     Optuna search, workers and storages, fast refits with cached features
-    charts     altair charts rendered to inline SVG
-    pipeline   run the notebooks with papermill and render HTML reports
+Modules, one job each (ARCHITECTURE.md draws how they fit):
+    paths       the artefact layout: every directory and file name, the notebooks in order
+    files       content hashes and atomic JSON writes
+    archive     decrypt the GPG archive of the dataset
+    data        which dataset a run uses (archive, CSV files or demo), loaded strictly
+    split       the stratified train/validation split and its description (notebook 01)
+    intents     human-readable intent names
+    features    text normalisation, spaCy tokens and word vectors
+    classifier  linear classifier with calibrated probabilities
+    model       build and fit the full pipeline, rank intents
+    card        the model card (hashes, versions, metrics)
+    artefacts   save the pickle; load it only after checking it against its card
+    metrics     scores, calibration, confusions, bootstrap intervals
+    training    fit on the split, save the pickle and its card (notebook 02)
+    evaluation  validation predictions, figures and the metrics file (notebook 03)
+    refit       fast refits on cached features, shared by variability and tuning
+    variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds) (notebook 04)
+    best_params the tuned-parameters file: build, write, read, summarise
+    tuning      Optuna search: search space, storages, worker processes (notebook 05)
+    charts      altair charts rendered to inline SVG
+    pipeline    run the notebooks with papermill and render HTML reports
 """
 
 __version__ = "0.1.0"

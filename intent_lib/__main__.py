@@ -1,4 +1,7 @@
-"""Command line: ``python -m intent_lib train|tune|decrypt`` (what the Makefile and the images run)."""
+"""Command line: ``python -m intent_lib train|tune|decrypt`` (what the Makefile and the images run).
+
+Heavy libraries (papermill, nbconvert, scikit-learn, spaCy) are imported only by the commands that run notebooks.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,11 @@ import ast
 import logging
 import re
 import sys
-from pathlib import Path
 
-from intent_lib import archive, pipeline
-from intent_lib.data import DEMO_BANNER, DataError
-from intent_lib.model import ModelIntegrityError
-from intent_lib.paths import project_root
+from intent_lib.paths import (BEST_PARAMS_PATH, INDEX_FILE, REPORTS_DIR, TRAIN_NOTEBOOKS, TUNE_NOTEBOOKS, TUNING_PATH,
+                              project_root)
+
+_URL_PASSWORD = re.compile(r"://[^/@:]+:[^/@]+@")
 
 
 def _parameter(text: str) -> tuple[str, object]:
@@ -26,9 +28,6 @@ def _parameter(text: str) -> tuple[str, object]:
         return name, raw
 
 
-_URL_PASSWORD = re.compile(r"://[^/@:]+:[^/@]+@")
-
-
 def _refuse_embedded_passwords(parameters: dict[str, object]) -> None:
     """Parameters are written into the executed notebooks and reports: a URL must not carry a password."""
     for name, value in parameters.items():
@@ -37,41 +36,76 @@ def _refuse_embedded_passwords(parameters: dict[str, object]) -> None:
                              "Leave it out of the URL and set PGPASSWORD (or ~/.pgpass) instead.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m intent_lib", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m intent_lib", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("train", "decrypt/locate data, run notebooks 01-04, render reports"),
-                            ("tune", "run notebook 05 (Optuna search), write models/best_params.json")):
-        cmd = sub.add_parser(name, help=help_text)
+    for name, notebooks, help_text in (
+            ("train", TRAIN_NOTEBOOKS, "decrypt/locate data, run the training notebooks, render reports"),
+            ("tune", TUNE_NOTEBOOKS, f"run the Optuna search notebook, write {BEST_PARAMS_PATH}")):
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
         cmd.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
-                         help="override a notebook parameter (repeatable), e.g. -p n_resamples=200")
-        cmd.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks, e.g. 03_evaluate")
-    sub.add_parser("decrypt", help="decrypt DATA_ARCHIVE into data/ (passphrase from POSOS_PASSPHRASE[_FILE])")
-    args = parser.parse_args(argv)
+                         help="override a notebook parameter (repeatable), e.g. -p n_resamples=200; "
+                              "an unknown name stops the run with the list of parameters")
+        cmd.add_argument("--only", nargs="+", metavar="NOTEBOOK", choices=notebooks,
+                         help=f"run only these notebooks, from {', '.join(notebooks)}")
+        cmd.set_defaults(notebooks=notebooks)
+    sub.add_parser("decrypt", help="decrypt DATA_ARCHIVE into data/ (passphrase from POSOS_PASSPHRASE[_FILE])",
+                   description="Decrypt DATA_ARCHIVE into data/; the passphrase comes from POSOS_PASSPHRASE or "
+                               "the file named by POSOS_PASSPHRASE_FILE, never from the command line.")
+    return parser
+
+
+def _demo_warning(banner: str) -> None:
+    logging.warning("=" * 80 + "\n%s\n" + "=" * 80, banner)
+
+
+def _decrypt() -> int:
+    from intent_lib import archive, data
+
+    if not data.decrypt_configured_archive(project_root()):
+        raise archive.ArchiveError("no archive found: set DATA_ARCHIVE to your encrypted dataset")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from intent_lib import data, pipeline
+
+    root = project_root()
+    names = tuple(n for n in args.notebooks if not args.only or n in args.only)
+    parameters = dict(args.parameter)
+    _refuse_embedded_passwords(parameters)
+    try:
+        pipeline.check_overrides(pipeline.declared_parameters(root, names), parameters)
+        dataset = data.prepare_dataset(root) if TRAIN_NOTEBOOKS[0] in names else None
+        if dataset is not None and dataset.is_demo:
+            _demo_warning(data.DEMO_BANNER)
+        pipeline.run_notebooks(root, names, parameters)
+    except pipeline.PipelineError as exc:
+        logging.error("%s", exc)
+        return 1
+    logging.info("reports: %s", root / REPORTS_DIR / INDEX_FILE)
+    if args.command == "tune":
+        from intent_lib.best_params import summary_text
+        from intent_lib.files import read_json
+
+        print(summary_text(read_json(root / TUNING_PATH), BEST_PARAMS_PATH))
+    if dataset is not None and dataset.is_demo:
+        _demo_warning(data.DEMO_BANNER)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     for chatty in ("papermill", "traitlets", "nbconvert"):  # we log each step ourselves; keep their warnings
         logging.getLogger(chatty).setLevel(logging.ERROR)
-    root = project_root()
+    from intent_lib.archive import ArchiveError
+    from intent_lib.artefacts import ModelIntegrityError
+    from intent_lib.data import DataError
+
     try:
-        if args.command == "decrypt":
-            if pipeline.prepare_data(root) != "archive":
-                raise archive.ArchiveError("no archive found: set DATA_ARCHIVE to your data.tgz.gpg")
-            return 0
-        names = pipeline.TRAIN_NOTEBOOKS if args.command == "train" else pipeline.TUNE_NOTEBOOKS
-        if args.only:
-            unknown = set(args.only) - set(names)
-            if unknown:
-                parser.error(f"unknown notebook(s) {sorted(unknown)}; choose from {list(names)}")
-            names = tuple(n for n in names if n in args.only)
-        source = pipeline.prepare_data(root) if args.command == "train" and "01_split" in names else None
-        parameters = dict(args.parameter)
-        _refuse_embedded_passwords(parameters)
-        run = pipeline.run_notebooks(root, names, parameters)
-        logging.info("reports: %s", Path(run.root, "reports", "index.html"))
-        if source == "demo":
-            logging.warning("%s", DEMO_BANNER)
-        return 0
-    except (archive.ArchiveError, DataError, ModelIntegrityError, pipeline.PipelineError, ValueError) as exc:
+        return _decrypt() if args.command == "decrypt" else _run(args)
+    except (ArchiveError, DataError, ModelIntegrityError, ValueError) as exc:
         logging.error("%s", exc)
         return 1
 

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import gnupg
 
+from intent_lib.paths import DATASET_FILES, DEFAULT_ARCHIVE
+
 log = logging.getLogger(__name__)
 logging.getLogger("gnupg").setLevel(logging.CRITICAL)  # its warnings repeat gpg's errors, which we report ourselves
 
-EXPECTED_FILES = ("input_train.csv", "output_train.csv", "input_test.csv")
 PASSPHRASE_ENV = "POSOS_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "POSOS_PASSPHRASE_FILE"
 
@@ -48,19 +49,20 @@ def decrypt_archive(archive: Path, dest: Path, passphrase: str) -> list[Path]:
     """Decrypt ``archive`` and place its CSV files in ``dest``; on any error ``dest`` is left untouched."""
     archive, dest = Path(archive), Path(dest)
     if not archive.is_file():
-        raise ArchiveError(f"Archive not found: {archive}. Set DATA_ARCHIVE to the path of your data.tgz.gpg.")
+        raise ArchiveError(f"Archive not found: {archive}. Set DATA_ARCHIVE to the path of your {DEFAULT_ARCHIVE}.")
     if shutil.which("gpg") is None:
         raise ArchiveError("GnuPG (gpg) is not installed: install it (apt-get install gnupg) and retry.")
-    dest.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=dest, prefix=".decrypt-") as tmp:
+    dest.parent.mkdir(parents=True, exist_ok=True)  # the work happens beside dest: a failure creates nothing in it
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".decrypt-") as tmp:
         tmpdir = Path(tmp)
-        tarball = tmpdir / "data.tgz"
+        tarball = tmpdir / "decrypted.tgz"
         gpg = gnupg.GPG(gnupghome=str(tmpdir))
         with archive.open("rb") as fh:
             result = gpg.decrypt_file(fh, passphrase=passphrase, output=str(tarball), extra_args=["--no-symkey-cache"])
         if not result.ok or not tarball.is_file():
             raise ArchiveError(_decrypt_failure(archive, result.stderr or ""))
         extracted = _extract_csvs(tarball, tmpdir / "out", archive)
+        dest.mkdir(exist_ok=True)
         return [Path(shutil.move(str(src), dest / src.name)) for src in extracted]
 
 
@@ -81,7 +83,7 @@ def _extract_csvs(tarball: Path, out: Path, archive: Path) -> list[Path]:
         with tarfile.open(tarball, "r:*") as tar:
             for member in tar:
                 name = Path(member.name).name
-                if member.isfile() and name in EXPECTED_FILES and name not in found:
+                if member.isfile() and name in DATASET_FILES and name not in found:
                     source = tar.extractfile(member)
                     assert source is not None  # regular files always have content
                     target = out / name
@@ -90,7 +92,7 @@ def _extract_csvs(tarball: Path, out: Path, archive: Path) -> list[Path]:
                     found[name] = target
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ArchiveError(f"{archive} decrypted but is not a valid .tgz archive ({exc}).") from exc
-    missing = [name for name in EXPECTED_FILES if name not in found]
+    missing = [name for name in DATASET_FILES if name not in found]
     if missing:
-        raise ArchiveError(f"{archive} lacks {', '.join(missing)}; expected {', '.join(EXPECTED_FILES)}.")
-    return [found[name] for name in EXPECTED_FILES]
+        raise ArchiveError(f"{archive} lacks {', '.join(missing)}; expected {', '.join(DATASET_FILES)}.")
+    return [found[name] for name in DATASET_FILES]

@@ -1,12 +1,11 @@
 """The model card: what a pickled model is, where it came from and how well it did.
 
-Written beside the pickle as ``model_card.json``; the API reads it to check the pickle's sha256 and the
-library versions before unpickling.
+Written beside the pickle (``paths.card_path``); ``artefacts.load_checked`` reads it to check the pickle's
+sha256 and the library versions before unpickling.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from intent_lib import __version__
+from intent_lib.files import write_json
 from intent_lib.paths import project_root
 
 # Libraries whose version must match between training and serving for a pickle to load and behave the same.
@@ -61,14 +61,7 @@ def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, A
 
 
 def write_card(card: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(card, indent=2, ensure_ascii=False), encoding="utf-8")
-
-
-def read_card(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"No model card at {path}: run `make train` first.")
-    return json.loads(path.read_text(encoding="utf-8"))
+    write_json(card, path)
 
 
 def version_mismatches(card: dict[str, Any]) -> list[str]:

@@ -1,22 +1,25 @@
-"""Load, validate and split the dataset: the real CSV files, or the demo data shipped in the package.
+"""Which dataset a run uses, and loading it strictly: the real CSV files, or the demo data shipped in the package.
 
-Files follow the challenge's layout: ``input_train.csv`` (ID,question), ``output_train.csv``
-(ID,intention), ``input_test.csv`` (ID,question).
+One rule (``prepare_dataset``): decrypt ``DATA_ARCHIVE`` into data/ when it exists; then data/ when it holds
+the labelled CSV files; else the demo data. Files follow the challenge's layout (see ``intent_lib.paths``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
-from intent_lib.paths import project_root
+from intent_lib import archive
+from intent_lib.files import sha256_of, write_json
+from intent_lib.paths import (ARCHIVE_ORIGIN, DATA_DIR, DEFAULT_ARCHIVE, LABELLED_FILES, TRAIN_INPUTS,
+                              TRAIN_LABELS, project_root)
 
 log = logging.getLogger(__name__)
 
@@ -104,37 +107,28 @@ def load_labeled(inputs: Path | resources.abc.Traversable, outputs: Path | resou
     return questions.merge(labels, on="ID", how="left", validate="one_to_one")
 
 
-def sha256_of(*paths: Path | resources.abc.Traversable) -> str:
-    """One sha256 over the bytes of several files, in order."""
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-TRAIN_FILES = ("input_train.csv", "output_train.csv")
-ORIGIN_FILE = "archive.json"  # written beside the CSV files by the decryption step
+def load_labelled_folder(folder: Path | resources.abc.Traversable) -> pd.DataFrame:
+    """The labelled questions of a dataset folder (``locate_dataset``'s first answer)."""
+    return load_labeled(folder / TRAIN_INPUTS, folder / TRAIN_LABELS)
 
 
 def record_archive_origin(data_dir: Path, archive: Path) -> None:
     """Note which archive the CSV files of ``data_dir`` came from (read back by ``locate_dataset``)."""
-    origin = {"archive": archive.name, "archive_sha256": sha256_of(archive),
-              "csv_sha256": sha256_of(*(data_dir / n for n in TRAIN_FILES))}
-    (data_dir / ORIGIN_FILE).write_text(json.dumps(origin, indent=2), encoding="utf-8")
+    write_json({"archive": archive.name, "archive_sha256": sha256_of(archive),
+                "csv_sha256": sha256_of(*(data_dir / n for n in LABELLED_FILES))}, data_dir / ARCHIVE_ORIGIN)
 
 
 def locate_dataset(data_dir: Path) -> tuple[Path | resources.abc.Traversable, DatasetInfo]:
     """The folder holding the CSV files: ``data_dir`` when it has them, else the demo data; and their origin
     (``archive`` when decrypted from one and unchanged since, else ``csv``)."""
-    if all((data_dir / name).is_file() for name in TRAIN_FILES):
-        sha = sha256_of(*(data_dir / n for n in TRAIN_FILES))
-        origin_file = data_dir / ORIGIN_FILE
+    if all((data_dir / name).is_file() for name in LABELLED_FILES):
+        sha = sha256_of(*(data_dir / n for n in LABELLED_FILES))
+        origin_file = data_dir / ARCHIVE_ORIGIN
         origin = json.loads(origin_file.read_text(encoding="utf-8")) if origin_file.is_file() else {}
         if origin.get("csv_sha256") == sha:
             return data_dir, DatasetInfo("archive", f"{origin['archive']} (sha256 {origin['archive_sha256'][:12]}…)", sha)
         return data_dir, DatasetInfo("csv", _shown_path(data_dir), sha)
-    log.warning(DEMO_BANNER)
-    return DEMO_DIR, DatasetInfo("demo", "intent_lib/resources/demo", sha256_of(*(DEMO_DIR / n for n in TRAIN_FILES)))
+    return DEMO_DIR, DatasetInfo("demo", "intent_lib/resources/demo", sha256_of(*(DEMO_DIR / n for n in LABELLED_FILES)))
 
 
 def _shown_path(folder: Path) -> str:
@@ -145,59 +139,25 @@ def _shown_path(folder: Path) -> str:
         return folder.name
 
 
-def stratified_split(df: pd.DataFrame, val_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train and validation frames, stratified by intention; intents with one example stay in train."""
-    from sklearn.model_selection import train_test_split  # here: the API client imports this module, not sklearn
-
-    if not 0 < val_size < 1:
-        raise ValueError(f"val_size must be between 0 and 1, got {val_size}.")
-    counts = df["intention"].map(df["intention"].value_counts())
-    single = df[counts < 2]
-    rest = df[counts >= 2]
-    train, val = train_test_split(rest, test_size=val_size, random_state=seed, stratify=rest["intention"])
-    train = pd.concat([train, single]).sort_values("ID")
-    return train.reset_index(drop=True), val.sort_values("ID").reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class Split:
-    """The files written by the split step, and what produced them."""
-
-    train_path: str
-    val_path: str
-    seed: int
-    val_size: float
-    dataset: DatasetInfo
-    train_sha256: str
-    val_sha256: str
-
-    @classmethod
-    def read(cls, folder: Path) -> "Split":
-        meta = json.loads((folder / "split.json").read_text(encoding="utf-8"))
-        return cls(**{**meta, "dataset": DatasetInfo(**meta["dataset"])})
-
-    def frames(self, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """The train and validation frames (ID, question, intention)."""
-        read = lambda p: pd.read_csv(root / p, dtype={"question": str}, keep_default_na=False)  # noqa: E731
-        return read(self.train_path), read(self.val_path)
+def decrypt_configured_archive(root: Path, data_dir: Path = DATA_DIR) -> bool:
+    """Decrypt ``DATA_ARCHIVE`` (default: ``paths.DEFAULT_ARCHIVE`` at the root) into ``data_dir`` when it exists;
+    return whether it did. A ``DATA_ARCHIVE`` that names no file is an error."""
+    configured = os.environ.get("DATA_ARCHIVE")
+    archive_path = Path(configured or DEFAULT_ARCHIVE)
+    archive_path = archive_path if archive_path.is_absolute() else root / archive_path
+    if not archive_path.is_file():
+        if configured and Path(configured) != DEFAULT_ARCHIVE:
+            raise archive.ArchiveError(f"DATA_ARCHIVE={configured} does not exist.")
+        return False
+    folder = root / data_dir
+    files = archive.decrypt_archive(archive_path, folder, archive.read_passphrase())
+    record_archive_origin(folder, archive_path)
+    log.info("decrypted %s into %s", archive_path.name, ", ".join(f"{data_dir}/{f.name}" for f in files))
+    return True
 
 
-def write_split(
-    train: pd.DataFrame, val: pd.DataFrame, folder: Path, root: Path, seed: int, val_size: float, dataset: DatasetInfo
-) -> Split:
-    """Write train.csv, val.csv and split.json under ``folder``; return their description."""
-    folder.mkdir(parents=True, exist_ok=True)
-    train_path, val_path = folder / "train.csv", folder / "val.csv"
-    train.to_csv(train_path, index=False)
-    val.to_csv(val_path, index=False)
-    split = Split(
-        train_path=str(train_path.relative_to(root)),
-        val_path=str(val_path.relative_to(root)),
-        seed=seed,
-        val_size=val_size,
-        dataset=dataset,
-        train_sha256=sha256_of(train_path),
-        val_sha256=sha256_of(val_path),
-    )
-    (folder / "split.json").write_text(json.dumps(asdict(split), indent=2), encoding="utf-8")
-    return split
+def prepare_dataset(root: Path, data_dir: Path = DATA_DIR) -> DatasetInfo:
+    """The one rule for which data a run uses: the configured archive decrypted into ``data_dir`` when there is
+    one, then ``locate_dataset`` (data/ when it holds the labelled files, else the demo data)."""
+    decrypt_configured_archive(root, data_dir)
+    return locate_dataset(root / data_dir)[1]

@@ -1,8 +1,7 @@
-"""Evaluate a saved model on the validation split and write ``reports/metrics.json`` (notebook 03)."""
+"""Evaluate a saved model on the validation split and write its metrics file (notebook 03)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,12 +10,10 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from intent_lib.card import read_card
 from intent_lib.intents import intent_names
 from intent_lib.metrics import (confusion, coverage_table, expected_calibration_error, per_intent_table,
                                 reliability_table, summary_scores, top_confusions)
-from intent_lib.model import load_model
-from intent_lib.training import CARD_FILE, MODEL_FILE
+from intent_lib.files import write_json
 
 
 @dataclass
@@ -47,12 +44,6 @@ class Evaluation:
         return coverage_table(self.val["intention"], self.val["predicted"], self.val["confidence"])
 
 
-def load_saved_model(models_dir: Path) -> tuple[Pipeline, dict[str, Any]]:
-    """The model and its card, the pickle checked against the card's sha256."""
-    card = read_card(models_dir / CARD_FILE)
-    return load_model(models_dir / MODEL_FILE, card["model_sha256"]), card
-
-
 def evaluate(model: Pipeline, val: pd.DataFrame) -> Evaluation:
     """Predict the validation rows and compute the summary, per-intent table and confusion matrix."""
     proba = model.predict_proba(val["question"].tolist())
@@ -79,8 +70,7 @@ def write_metrics(evaluation: Evaluation, card: dict[str, Any], path: Path) -> d
         "top_confusions": evaluation.confusions().to_dict(orient="records"),
         "coverage": evaluation.coverage().to_dict(orient="records"),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content, indent=2, ensure_ascii=False, default=_jsonable), encoding="utf-8")
+    write_json(content, path, default=_jsonable)
     return content
 
 

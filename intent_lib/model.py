@@ -1,16 +1,12 @@
-"""Build, fit, save and load the intent model: one scikit-learn pipeline in one pickle.
+"""Build and fit the intent model (one scikit-learn pipeline), and rank intents with it.
 
 text -> clean -> [word TF-IDF (spaCy tokens) | char TF-IDF | mean spaCy word vector] -> calibrated LinearSVC
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import pickle
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -84,37 +80,6 @@ def fit_model(texts: Sequence[str], labels: Sequence[int], params: ModelParams =
     return model
 
 
-def save_model(model: Pipeline, path: Path) -> str:
-    """Pickle the model to ``path`` atomically; return the file's sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
-    tmp.replace(path)
-    return file_sha256(path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-class ModelIntegrityError(RuntimeError):
-    """The model file is missing, or does not match its model card."""
-
-
-def load_model(path: Path, expected_sha256: str | None = None) -> Pipeline:
-    """Unpickle a model, first checking its sha256 when one is expected. Only load files you produced."""
-    if not path.is_file():
-        raise ModelIntegrityError(f"No model at {path}: run `make train` first.")
-    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
-        raise ModelIntegrityError(f"{path} does not match the sha256 in its model card: retrain with `make train`.")
-    with path.open("rb") as fh:
-        return pickle.load(fh)  # noqa: S301 - the file's hash was checked against the card we wrote
-
-
 def top_k(model: Pipeline, texts: Sequence[str], k: int = 3) -> list[list[tuple[int, float]]]:
     """For each text, the ``k`` most probable intents with their probabilities, best first."""
     proba = model.predict_proba(list(texts))
@@ -122,16 +87,3 @@ def top_k(model: Pipeline, texts: Sequence[str], k: int = 3) -> list[list[tuple[
     k = max(1, min(k, len(classes)))
     order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
     return [[(int(classes[j]), float(row[j])) for j in idx] for row, idx in zip(proba, order)]
-
-
-def read_best_params(path: Path) -> tuple[ModelParams, str]:
-    """The params from ``best_params.json`` (written by ``make tune``) when present, else the defaults;
-    and a sentence saying which, for the model card and the reports."""
-    if not path.is_file():
-        return ModelParams(), "defaults (intent_lib.model.ModelParams)"
-    record = json.loads(path.read_text(encoding="utf-8"))
-    params = ModelParams.from_dict(record["params"])
-    search = f"objective {record.get('objective', '?')}, validation score {record.get('score', float('nan')):.4f}"
-    if params == ModelParams():
-        return params, f"{path.name}: the search kept the defaults ({search})"
-    return params, f"{path.name}: tuned, trial {record.get('trial', '?')} ({search})"

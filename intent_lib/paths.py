@@ -1,4 +1,8 @@
-"""Where the project's files live: every path is relative to the repository root."""
+"""The artefact layout: every directory and file name the pipeline reads or writes, in one place.
+
+Paths are relative to the repository root; ``resolve`` makes them absolute. Notebook parameters take their
+defaults from here, and no other file types these names (``tests/test_layout.py`` checks).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,52 @@ import os
 from pathlib import Path
 
 ROOT_MARKER = "pyproject.toml"
+
+# The encrypted dataset, when DATA_ARCHIVE does not name another.
+DEFAULT_ARCHIVE = Path("data.tgz.gpg")
+
+# data/: the challenge's CSV files, decrypted, and a note of the archive they came from.
+DATA_DIR = Path("data")
+TRAIN_INPUTS = "input_train.csv"  # ID,question
+TRAIN_LABELS = "output_train.csv"  # ID,intention
+TEST_INPUTS = "input_test.csv"  # ID,question (unlabelled)
+LABELLED_FILES = (TRAIN_INPUTS, TRAIN_LABELS)
+DATASET_FILES = (*LABELLED_FILES, TEST_INPUTS)
+ARCHIVE_ORIGIN = "archive.json"
+TEST_INPUTS_PATH = DATA_DIR / TEST_INPUTS
+
+# data/processed/: the train/validation split (01_split).
+PROCESSED_DIR = DATA_DIR / "processed"
+TRAIN_SPLIT = "train.csv"
+VAL_SPLIT = "val.csv"
+SPLIT_META = "split.json"
+
+# models/: the pickle and its card (02_train), tuned hyperparameters and studies (05_tune).
+MODELS_DIR = Path("models")
+MODEL_FILE = "intent_model.pkl"
+CARD_FILE = "model_card.json"
+BEST_PARAMS_FILE = "best_params.json"
+OPTUNA_DB = "optuna.db"  # storage=sqlite: kept between runs
+OPTUNA_WORKERS_DB = "optuna_workers.db"  # several workers asked for memory: replaced at each run
+MODEL_PATH = MODELS_DIR / MODEL_FILE
+BEST_PARAMS_PATH = MODELS_DIR / BEST_PARAMS_FILE
+
+# reports/: HTML reports, executed notebooks, figures as JSON, the submission file.
+REPORTS_DIR = Path("reports")
+EXECUTED_DIR = REPORTS_DIR / "executed"
+INDEX_FILE = "index.html"
+METRICS_PATH = REPORTS_DIR / "metrics.json"  # 03_evaluate
+VARIABILITY_PATH = REPORTS_DIR / "variability.json"  # 04_variability
+TUNING_PATH = REPORTS_DIR / "tuning.json"  # 05_tune: the search's outcome, whether or not it beat the defaults
+PREDICTIONS_PATH = REPORTS_DIR / "predictions_test.csv"  # make test
+
+# bench/results/: what `make bench` and `make bench-api` measured.
+BENCH_RESULTS_DIR = Path("bench") / "results"
+
+# notebooks/: the steps, in the order they run.
+NOTEBOOKS_DIR = Path("notebooks")
+TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability")  # make train
+TUNE_NOTEBOOKS = ("05_tune",)  # make tune
 
 
 def project_root() -> Path:
@@ -23,3 +73,8 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     """An absolute path: absolute paths stay, relative ones are taken from the project root."""
     p = Path(path)
     return p if p.is_absolute() else project_root() / p
+
+
+def card_path(model_path: str | os.PathLike[str]) -> Path:
+    """The model card that belongs to a pickle: beside it."""
+    return Path(model_path).with_name(CARD_FILE)

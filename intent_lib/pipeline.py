@@ -1,7 +1,8 @@
 """Run the numbered notebooks with papermill, render each to HTML with nbconvert, and write an index.
 
-Executed notebooks are kept under ``reports/executed/``; HTML reports land in ``reports/``. Each report
-starts with a header cell of run metadata (and the demo-data warning when it applies).
+Executed notebooks are kept in ``paths.EXECUTED_DIR``; HTML reports land in ``paths.REPORTS_DIR``. Each report
+starts with a header cell of run metadata (and the demo-data warning when it applies). A ``-p`` override that
+no notebook of the run declares stops the run before anything executes.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,16 +20,13 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
-from intent_lib import archive
 from intent_lib.card import git_commit
-from intent_lib.data import DEMO_BANNER, Split, record_archive_origin
+from intent_lib.data import DEMO_BANNER
+from intent_lib.paths import EXECUTED_DIR, INDEX_FILE, NOTEBOOKS_DIR, PROCESSED_DIR, REPORTS_DIR, SPLIT_META
+from intent_lib.split import Split
 
 log = logging.getLogger(__name__)
 
-TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability")
-TUNE_NOTEBOOKS = ("05_tune",)
-DEFAULT_ARCHIVE = "data.tgz.gpg"
-SPLIT_DIR = Path("data/processed")
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -52,33 +49,37 @@ class Run:
     steps: list[StepResult] = field(default_factory=list)
 
 
-def prepare_data(root: Path) -> str:
-    """Decrypt ``DATA_ARCHIVE`` into data/ when it exists; say which data the run will use."""
-    archive_path = Path(os.environ.get("DATA_ARCHIVE") or DEFAULT_ARCHIVE)
-    archive_path = archive_path if archive_path.is_absolute() else root / archive_path
-    if archive_path.is_file():
-        files = archive.decrypt_archive(archive_path, root / "data", archive.read_passphrase())
-        record_archive_origin(root / "data", archive_path)
-        log.info("decrypted %s into %s", archive_path.name, ", ".join(f"data/{f.name}" for f in files))
-        return "archive"
-    if os.environ.get("DATA_ARCHIVE", DEFAULT_ARCHIVE) != DEFAULT_ARCHIVE:
-        raise archive.ArchiveError(f"DATA_ARCHIVE={os.environ['DATA_ARCHIVE']} does not exist.")
-    if (root / "data" / "input_train.csv").is_file():
-        log.info("no archive at %s: using the CSV files already in data/", archive_path)
-        return "csv"
-    log.warning("=" * 80 + "\n%s\n" + "=" * 80, DEMO_BANNER)
-    return "demo"
+def declared_parameters(root: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Each notebook's parameters as papermill reads its ``parameters`` cell (name -> default, help...)."""
+    sources = {name: root / NOTEBOOKS_DIR / f"{name}.ipynb" for name in names}
+    missing = [str(path) for path in sources.values() if not path.is_file()]
+    if missing:
+        raise PipelineError(f"notebook(s) not found: {', '.join(missing)}. Run from the project's root "
+                            "(or set POSOS_ROOT to it).")
+    return {name: papermill.inspect_notebook(str(path)) for name, path in sources.items()}
+
+
+def check_overrides(declared: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> None:
+    """``ValueError`` listing every parameter the notebooks declare when an override matches none of them."""
+    known = {p for params in declared.values() for p in params}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        listing = "\n".join(f"  {name}: " + ", ".join(f"{p}={v['default']}" for p, v in params.items())
+                            for name, params in declared.items())
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: no notebook of this run declares "
+                         f"{'it' if len(unknown) == 1 else 'them'}. The parameters (with defaults) are:\n{listing}")
 
 
 def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any]) -> Run:
     """Execute ``notebooks/<name>.ipynb`` in order, each with the overrides its parameters cell declares."""
+    declared = declared_parameters(root, names)
+    check_overrides(declared, overrides)
     run = Run(root)
-    executed = root / "reports" / "executed"
+    executed = root / EXECUTED_DIR
     executed.mkdir(parents=True, exist_ok=True)
     for name in names:
-        source = root / "notebooks" / f"{name}.ipynb"
-        declared = papermill.inspect_notebook(str(source))
-        parameters = {k: v for k, v in overrides.items() if k in declared}
+        source = root / NOTEBOOKS_DIR / f"{name}.ipynb"
+        parameters = {k: v for k, v in overrides.items() if k in declared[name]}
         output = executed / f"{name}.ipynb"
         log.info("running %s %s", name, parameters or "(default parameters)")
         started = time.perf_counter()
@@ -88,7 +89,7 @@ def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any])
         except papermill.PapermillExecutionError as exc:
             raise PipelineError(f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                                 f"See {output.relative_to(root)} for the full trace.") from exc
-        step = StepResult(name, time.perf_counter() - started, parameters, root / "reports" / f"{name}.html")
+        step = StepResult(name, time.perf_counter() - started, parameters, root / REPORTS_DIR / f"{name}.html")
         render_html(output, step, run)
         run.steps.append(step)
         log.info("%s done in %.0f s -> %s", name, step.seconds, step.html.relative_to(root))
@@ -98,10 +99,9 @@ def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any])
 
 def _dataset_line(root: Path) -> tuple[str, bool]:
     """A line describing the data of this run, and whether it is the demo data."""
-    split_file = root / SPLIT_DIR / "split.json"
-    if not split_file.is_file():
+    if not (root / PROCESSED_DIR / SPLIT_META).is_file():
         return "dataset: not split yet", False
-    split = Split.read(root / SPLIT_DIR)
+    split = Split.read(root / PROCESSED_DIR)
     return (f"dataset: {split.dataset.source} ({split.dataset.location}), sha256 {split.dataset.sha256[:12]}…, "
             f"split seed {split.seed}, validation share {split.val_size}"), split.dataset.is_demo
 
@@ -129,8 +129,8 @@ def render_html(executed: Path, step: StepResult, run: Run) -> None:
 
 
 def write_index(run: Run) -> Path:
-    """``reports/index.html`` linking every HTML report present, newest run's steps first in order."""
-    reports = run.root / "reports"
+    """The index page linking every HTML report present, newest run's steps first in order."""
+    reports = run.root / REPORTS_DIR
     dataset, is_demo = _dataset_line(run.root)
     links = "\n".join(f'<li><a href="{p.name}">{p.stem}</a> <small>({datetime.fromtimestamp(p.stat().st_mtime, timezone.utc):%Y-%m-%d %H:%M} UTC)</small></li>'
                       for p in sorted(reports.glob("0*.html")))
@@ -139,6 +139,6 @@ def write_index(run: Run) -> Path:
             f"<body style='font-family:sans-serif;max-width:50em;margin:2em auto'>"
             f"<h1>posos-intent reports</h1>{banner}<p>{html.escape(dataset)}<br>git commit <code>{git_commit()}</code>, "
             f"run started {run.started.isoformat()}</p><ol>{links}</ol></body></html>")
-    index = reports / "index.html"
+    index = reports / INDEX_FILE
     index.write_text(page, encoding="utf-8")
     return index

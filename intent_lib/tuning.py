@@ -1,11 +1,6 @@
-"""Hyperparameter search with Optuna (notebook 05_tune), and the fast refits it and 04_variability rely on.
+"""Hyperparameter search with Optuna (notebook 05_tune): search space, study storages, worker processes.
 
-Fast refits. A search or a seed study fits the model many times on one set of texts. ``FeatureCache``
-cleans the texts once, loads the spaCy vector table once, and keeps the TF-IDF blocks of recent
-(TF-IDF settings, training rows) pairs, so a trial that changes only ``C``, the class weighting or the
-vector weight refits only the classifier. ``fit_predict`` then fits the same ``CalibratedLinearSVC`` as
-the full model (its out-of-fold calibration included, since predictions depend on it): predictions are
-identical to ``fit_model``'s.
+Trials refit the model with cached features (``intent_lib.refit``): predictions identical to ``fit_model``'s.
 
 Search. Validation rows are only ever predicted and scored, never fitted on: the TF-IDF vocabularies and
 the SVM see the training rows only. The study is created by the notebook (``open_study``), which enqueues
@@ -22,7 +17,6 @@ with all the data can be pruned. ``prune=False`` switches it off.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import socket
@@ -31,8 +25,6 @@ import sys
 import tempfile
 import time
 import warnings
-from collections import OrderedDict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -42,87 +34,19 @@ import pandas as pd
 with warnings.catch_warnings():  # optuna imports tqdm.auto, which warns in a kernel without ipywidgets
     warnings.filterwarnings("ignore", message="IProgress not found")
     import optuna
-from scipy import sparse
 
-from intent_lib.data import Split
-from intent_lib.features import MeanWordVectors
-from intent_lib.metrics import (bootstrap_scores, format_interval, percentile_interval, summary_scores,
-                                weighted_scores)
-from intent_lib.model import ModelParams, build_model, clean_texts
+from intent_lib.best_params import build_record
+from intent_lib.metrics import bootstrap_scores, format_interval, percentile_interval, weighted_scores
+from intent_lib.model import ModelParams
+from intent_lib.paths import OPTUNA_DB, OPTUNA_WORKERS_DB, PROCESSED_DIR
+from intent_lib.refit import SplitData
+from intent_lib.split import Split
 
 log = logging.getLogger(__name__)
 
 OBJECTIVES = ("accuracy", "f1_macro")
 STAGE_FRACTION = 0.5  # share of the training rows fitted at the pruning checkpoint
-SQLITE_FILE = "optuna.db"
-WORKERS_SQLITE_FILE = "optuna_workers.db"
 STORAGE_ENV = "POSOS_TUNE_STORAGE"
-
-
-# --------------------------------------------------------------------------------------------- fast refits
-class FeatureCache:
-    """The model's feature matrix for a fixed list of texts, refitted cheaply for many configurations.
-
-    ``matrix(params, fit_rows)`` is what the model's feature union would give for every text after
-    fitting on ``texts[fit_rows]``: TF-IDF blocks fitted on those rows only (kept for the last
-    ``max_entries`` settings), the word-vector block from one loaded vector table.
-    """
-
-    def __init__(self, texts: Sequence[object], max_entries: int = 6) -> None:
-        self.texts = clean_texts(texts)
-        self.max_entries = max_entries
-        self._blocks: OrderedDict[tuple, sparse.csr_matrix] = OrderedDict()
-        self._vectorizers: dict[str, MeanWordVectors] = {}
-        self._vectors: OrderedDict[tuple, sparse.csr_matrix] = OrderedDict()
-        self.hits = self.misses = 0
-
-    def _remember(self, store: OrderedDict, key: tuple, value: sparse.csr_matrix) -> None:
-        store[key] = value
-        while len(store) > self.max_entries:
-            store.popitem(last=False)
-
-    def _vector_block(self, vectorizer: MeanWordVectors) -> sparse.csr_matrix:
-        key = (vectorizer.spacy_model, vectorizer.weight)
-        if key not in self._vectors:
-            fitted = self._vectorizers.get(vectorizer.spacy_model)
-            if fitted is None:  # fitting loads the vector table: once per spaCy model
-                fitted = self._vectorizers[vectorizer.spacy_model] = vectorizer.fit(self.texts[:1])
-            self._remember(self._vectors, key, fitted.set_params(weight=vectorizer.weight).transform(self.texts))
-        return self._vectors[key]
-
-    def matrix(self, params: ModelParams, fit_rows: np.ndarray) -> sparse.csr_matrix:
-        """Features of all texts, the fitted parts fitted on ``fit_rows`` only."""
-        union = build_model(params).named_steps["features"]
-        rows_key = hashlib.sha1(np.asarray(fit_rows, dtype=np.int64).tobytes()).hexdigest()
-        blocks = []
-        for name, transformer in union.transformer_list:
-            if isinstance(transformer, MeanWordVectors):  # needs no fitting on the texts
-                blocks.append(self._vector_block(transformer))
-                continue
-            settings = {k: v for k, v in transformer.get_params().items() if not callable(v)}
-            key = (name, repr(sorted(settings.items())), rows_key)
-            if key in self._blocks:
-                self.hits += 1
-                self._blocks.move_to_end(key)
-            else:
-                self.misses += 1
-                transformer.fit([self.texts[i] for i in fit_rows])
-                self._remember(self._blocks, key, transformer.transform(self.texts))
-            blocks.append(self._blocks[key])
-        return sparse.hstack(blocks).tocsr()
-
-
-def fit_predict(cache: FeatureCache, params: ModelParams, train_rows: np.ndarray, y_train: Sequence[int],
-                predict_rows: np.ndarray, random_state: int = 0, subset: np.ndarray | None = None) -> np.ndarray:
-    """Fit on ``train_rows`` (or the positions ``subset`` of them, features still fitted on all train rows)
-    and predict ``predict_rows``: the predictions ``fit_model`` would give."""
-    train_rows, y_train = np.asarray(train_rows), np.asarray(y_train)
-    features = cache.matrix(params, train_rows)
-    if subset is not None:
-        train_rows, y_train = train_rows[subset], y_train[subset]
-    classifier = build_model(params, random_state).named_steps["classifier"]
-    classifier.fit(features[train_rows], y_train)
-    return classifier.predict(features[np.asarray(predict_rows)])
 
 
 def stratified_subset(y: Sequence[int], fraction: float, seed: int) -> np.ndarray:
@@ -158,26 +82,6 @@ def searched(params: ModelParams) -> dict[str, Any]:
     return {k: v for k, v in params.to_dict().items() if k != "spacy_model"}
 
 
-class SplitData:
-    """The fixed split as arrays: all texts (train then validation) in one cache, row indices for each side."""
-
-    def __init__(self, split: Split, root: Path) -> None:
-        train, val = split.frames(root)
-        self.split = split
-        self.cache = FeatureCache([*train["question"], *val["question"]])
-        self.train_rows = np.arange(len(train))
-        self.val_rows = np.arange(len(train), len(train) + len(val))
-        self.y_train = train["intention"].to_numpy()
-        self.y_val = val["intention"].to_numpy()
-        self.labels = np.unique(self.y_train)  # the model's classes, as 02/03 score them
-
-    def predict(self, params: ModelParams, subset: np.ndarray | None = None, random_state: int = 0) -> np.ndarray:
-        return fit_predict(self.cache, params, self.train_rows, self.y_train, self.val_rows, random_state, subset)
-
-    def scores(self, predicted: np.ndarray) -> dict[str, float]:
-        return summary_scores(self.y_val, predicted, labels=self.labels)
-
-
 class Objective:
     """Validation score of a trial's configuration, with a half-data checkpoint for pruning."""
 
@@ -206,19 +110,19 @@ class Objective:
 def resolve_storage(storage: str, workers: int, models_dir: Path) -> tuple[str | None, str]:
     """The storage URL (None: in memory) for a ``storage`` parameter, and a sentence saying what was chosen.
 
-    ``memory``, ``sqlite`` (``models/optuna.db``) or any URL Optuna accepts. Several workers cannot share
-    memory: with ``workers > 1`` an in-memory request becomes a fresh SQLite file, ``models/optuna_workers.db``.
+    ``memory``, ``sqlite`` (``paths.OPTUNA_DB`` in the models folder) or any URL Optuna accepts. Several workers cannot share
+    memory: with ``workers > 1`` an in-memory request becomes a fresh SQLite file, ``paths.OPTUNA_WORKERS_DB``.
     """
     if storage in ("", "memory", None):
         if workers <= 1:
             return None, "Storage: in memory (the study ends with this notebook)."
-        path = models_dir / WORKERS_SQLITE_FILE
+        path = models_dir / OPTUNA_WORKERS_DB
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         return f"sqlite:///{path}", (f"Storage: {workers} workers cannot share memory, so this run uses a fresh "
                                      f"SQLite file, `{path.name}` in `{models_dir.name}/` (replaced at each run).")
     if storage == "sqlite":
-        path = models_dir / SQLITE_FILE
+        path = models_dir / OPTUNA_DB
         path.parent.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{path}", f"Storage: SQLite file `{path.name}` in `{models_dir.name}/` (kept between runs)."
     return storage, f"Storage: `{redact(storage)}`."
@@ -260,7 +164,7 @@ def _sampler_and_pruner(seed: int, prune: bool) -> dict[str, Any]:
 
 
 def open_study(storage_url: str | None, name: str, objective: str, split: Split, seed: int = 0,
-               prune: bool = True, processed_dir: str = "data/processed") -> optuna.Study:
+               prune: bool = True, processed_dir: str = str(PROCESSED_DIR)) -> optuna.Study:
     """Create the study, or join an existing one if it searches the same objective on the same split.
 
     A new study gets the search settings as user attributes (for workers) and the default configuration
@@ -329,12 +233,21 @@ def _worker_env(root: Path) -> dict[str, str]:
 
 def run_search(root: Path, study: optuna.Study, storage_url: str | None, n_trials: int, timeout: float | None,
                workers: int = 1, seed: int = 0) -> optuna.Study:
-    """Run ``n_trials`` trials: in this process, or split between ``workers`` processes sharing the storage."""
+    """Run ``n_trials`` trials: in this process, or split between ``workers`` processes sharing the storage.
+
+    Enqueued trials (the defaults) run here first, alone: workers polling one storage could both take the same
+    waiting trial (SQLite has no row locks), and the second to finish would fail to report it.
+    """
     if workers <= 1:
         worker(root, storage_url, study.study_name, n_trials, timeout, seed, study=study)
         return study
     if storage_url is None:
         raise ValueError("several workers need a shared storage (see resolve_storage)")
+    waiting = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+    if waiting:
+        n_trials -= worker(root, storage_url, study.study_name, min(waiting, n_trials), timeout, seed, study=study)
+    if n_trials <= 0:
+        return study
     with tempfile.TemporaryDirectory() as logs:
         processes = []
         for index, count in enumerate(shares(n_trials, workers)):
@@ -403,28 +316,18 @@ def compare_with_default(data: SplitData, tuned: ModelParams, n_resamples: int =
 
 def best_params_record(study: optuna.Study, storage_url: str | None, split: Split, seed: int,
                        bootstrap: dict[str, Any], commit: str) -> dict[str, Any]:
-    """The content of ``best_params.json``: ``params`` (read by 02_train) and how they were found."""
+    """The best-parameters record (``intent_lib.best_params``) of the study's best trial."""
     best = study.best_trial
     counts = {state.name.lower(): len(study.get_trials(deepcopy=False, states=(state,)))
               for state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
                             optuna.trial.TrialState.FAIL)}
     default = default_trial(study)
-    return {
-        "params": ModelParams.from_dict(best.params).to_dict(),
-        "objective": study.user_attrs["objective"],
-        "score": best.value,
-        "scores": best.user_attrs.get("scores", {}),
-        "default_score": default.value if default else None,
-        "bootstrap": bootstrap,
-        "trial": best.number,
-        "study": {"name": study.study_name, "storage": redact(storage_url), "trials": counts,
-                  "sampler": f"TPESampler(seed={seed})", "pruning": study.user_attrs.get("prune")},
-        "split": {"seed": split.seed, "val_size": split.val_size, "train_sha256": split.train_sha256,
-                  "val_sha256": split.val_sha256},
-        "tuned_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        "git_commit": commit,
-        "warning": "score was measured on the validation split that chose these parameters: it is optimistic.",
-    }
+    return build_record(
+        params=ModelParams.from_dict(best.params), objective=study.user_attrs["objective"], score=best.value,
+        scores=best.user_attrs.get("scores", {}), default_score=default.value if default else None,
+        trial=best.number, split=split, bootstrap=bootstrap, commit=commit,
+        study={"name": study.study_name, "storage": redact(storage_url), "trials": counts,
+               "sampler": f"TPESampler(seed={seed})", "pruning": study.user_attrs.get("prune")})
 
 
 def main(argv: list[str] | None = None) -> int:

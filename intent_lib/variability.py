@@ -5,29 +5,27 @@
   this one model.
 * Training variability: the same hyperparameters refitted on other train/validation splits of all
   labelled rows (``SeedRuns``). It says how much the scores depend on which rows happened to be
-  held out. Refits go through ``tuning.fit_predict``: the SVM is the one the full model fits, its
-  probability calibration is skipped (it does not change a prediction).
+  held out. Refits go through ``refit.fit_predict`` on cached features: the full classifier, its
+  calibration included, so predictions are those ``fit_model`` would give.
 
 Macro averages are over the intents present (true or predicted) in each resample or split.
 """
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from intent_lib.charts import intent_label
-from intent_lib.data import stratified_split
+from intent_lib.split import stratified_split
 from intent_lib.metrics import SUMMARY_KEYS, bootstrap_scores, format_interval, percentile_interval, weighted_scores
 from intent_lib.model import ModelParams
-from intent_lib.tuning import FeatureCache, fit_predict
+from intent_lib.refit import FeatureCache, fit_predict
 
 MAIN_METRICS = ("accuracy", "f1_macro", "precision_macro", "recall_macro")
 
@@ -146,7 +144,7 @@ def comparison_table(boot: Bootstrap, seeds: SeedRuns, metrics: Sequence[str] = 
 
 def variability_record(boot: Bootstrap, seeds: SeedRuns, names: dict[int, str], card: dict[str, Any],
                        params: ModelParams, split_seed: int) -> dict[str, Any]:
-    """The content of ``reports/variability.json``."""
+    """The content of the variability report's JSON file."""
     summary = boot.summary().set_index("metric")
     spread = seeds.summary().set_index("metric")
     return {
@@ -174,6 +172,3 @@ def variability_record(boot: Bootstrap, seeds: SeedRuns, names: dict[int, str], 
     }
 
 
-def write_variability(record: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -18,19 +18,18 @@ api-image: ## Build the API image (api.Dockerfile)
 
 ifeq ($(RUNTIME),docker)
 api: api-image ## Serve the model on port 4002 (the api.Dockerfile image, or uvicorn in .venv); Ctrl-C stops it
-	@test -f "$(MODEL_DIR)/intent_model.pkl" || { echo "No model at $(MODEL_DIR)/intent_model.pkl: run \`make train\` first." >&2; exit 1; }
 	$(DOCKER) run --rm --name $(API_CONTAINER) -p $(API_PORT):4002 \
 	  -v "$(abspath $(MODEL_DIR)):/app/models:ro" $(API_IMAGE)
 else
 api: $(VENV)/.installed
-	MODEL_PATH="$${MODEL_PATH:-$(MODEL_DIR)/intent_model.pkl}" $(PY) -m uvicorn api.app:app --host 0.0.0.0 --port $(API_PORT)
+	$(PY) -m uvicorn api.app:app --host 0.0.0.0 --port $(API_PORT)
 endif
 
-test: $(VENV)/.installed ## Classify data/input_test.csv through the API at API_URL (starts one if none answers) into reports/predictions_test.csv
-	MODEL_PATH="$${MODEL_PATH:-$(MODEL_DIR)/intent_model.pkl}" $(PY) -m api.client --url "$(API_URL)" $(TEST_ARGS)
+test: $(VENV)/.installed ## Classify the test questions through the API at API_URL (starts one if none answers) into the submission CSV
+	$(PY) -m posos_client.submit --url "$(API_URL)" $(TEST_ARGS)
 
 bench-api: $(VENV)/.installed ## API benchmark: GET latency p50/p95/p99 and throughput at concurrency 1/8/32, batch throughput
-	MODEL_PATH="$${MODEL_PATH:-$(MODEL_DIR)/intent_model.pkl}" $(PY) bench/bench_api.py --url "$(API_URL)" $(BENCH_API_ARGS)
+	$(PY) bench/bench_api.py --url "$(API_URL)" $(BENCH_API_ARGS)
 
 # Build both images, train on the demo data in the trainer container (in $(SMOKE_DIR), leaving data/ and models/
 # alone), serve that model from the api container on $(SMOKE_PORT), and run `make test` against it.
@@ -46,7 +45,7 @@ smoke-containers: $(VENV)/.installed ## Containerised smoke test: both images, d
 	  -v "$(abspath $(SMOKE_DIR))/models:/app/models:ro" $(API_IMAGE)
 	status=0; \
 	$(MAKE) --no-print-directory test API_URL=http://127.0.0.1:$(SMOKE_PORT) \
-	  TEST_ARGS="--no-start --wait 120 --input demo --output $(abspath $(SMOKE_DIR))/reports/predictions_test.csv" \
+	  TEST_ARGS="--no-start --wait 120 --input demo --model $(abspath $(SMOKE_DIR))/models --output $(abspath $(SMOKE_DIR))/reports/submission.csv" \
 	  || status=$$?; \
 	if [ $$status -ne 0 ]; then $(DOCKER) logs $(API_CONTAINER)-smoke 2>&1 | tail -20; fi; \
 	$(DOCKER) rm -f $(API_CONTAINER)-smoke >/dev/null; \

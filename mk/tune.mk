@@ -1,10 +1,10 @@
-# Hyperparameter search (issue 4): `make tune [TRIALS=40] [TIMEOUT=s] [OBJECTIVE=f1_macro|accuracy]
-# [STORAGE=memory|sqlite|URL] [WORKERS=1] [SEED=0]`; each set variable becomes a -p override of notebooks/05_tune.
+# Hyperparameter search: `make tune [TRIALS=40] [TIMEOUT=s] [OBJECTIVE=f1_macro|accuracy]
+# [STORAGE=memory|sqlite|URL] [WORKERS=1] [SAMPLER_SEED=0]`; each set variable becomes a -p override of notebooks/05_tune.
 .PHONY: tune
 
 TUNE_PARAMS := $(if $(TRIALS),-p 'n_trials=$(TRIALS)') $(if $(TIMEOUT),-p 'timeout=$(TIMEOUT)') \
   $(if $(OBJECTIVE),-p 'objective=$(OBJECTIVE)') $(if $(STORAGE),-p 'storage=$(STORAGE)') \
-  $(if $(WORKERS),-p 'workers=$(WORKERS)') $(if $(SEED),-p 'seed=$(SEED)')
+  $(if $(WORKERS),-p 'workers=$(WORKERS)') $(if $(SAMPLER_SEED),-p 'sampler_seed=$(SAMPLER_SEED)')
 
-tune: $(VENV)/.installed ## Optuna search on the validation split -> models/best_params.json (TRIALS TIMEOUT OBJECTIVE STORAGE WORKERS SEED)
+tune: $(VENV)/.installed ## Optuna search on the validation split -> tuned parameters for the next make train (TRIALS TIMEOUT OBJECTIVE STORAGE WORKERS SAMPLER_SEED)
 	$(PY) -m intent_lib tune $(TUNE_PARAMS) $(TUNE_ARGS)

@@ -7,15 +7,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from intent_lib.data import DEMO_DIR, DatasetInfo, load_labeled, stratified_split, write_split
+from intent_lib.data import DEMO_DIR, DatasetInfo, load_labelled_folder
 from intent_lib.model import ModelParams
+from intent_lib.paths import MODEL_PATH, PROCESSED_DIR
+from intent_lib.split import stratified_split, write_split
 from intent_lib.training import train_and_save
 
 
 @pytest.fixture(scope="session")
 def demo_frame() -> pd.DataFrame:
     """The demo dataset shipped in the package (synthetic, written for the project)."""
-    return load_labeled(DEMO_DIR / "input_train.csv", DEMO_DIR / "output_train.csv")
+    return load_labelled_folder(DEMO_DIR)
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +25,7 @@ def trained_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_frame: pd.D
     """A project-like folder with data/processed (split of the demo data) and models/ (pickle + card)."""
     root = tmp_path_factory.mktemp("project")
     train, val = stratified_split(demo_frame, val_size=0.25, seed=0)
-    split = write_split(train, val, root / "data" / "processed", root, seed=0, val_size=0.25,
+    split = write_split(train, val, root / PROCESSED_DIR, root, seed=0, val_size=0.25,
                         dataset=DatasetInfo("demo", "fixture", "0" * 64))
-    train_and_save(split, root, root / "models", ModelParams(), "defaults")
+    train_and_save(split, root, root / MODEL_PATH, ModelParams(), "defaults")
     return root

@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 
 from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
 from api.service import MicroBatcher, ModelService
-from intent_lib.card import read_card
+from intent_lib.files import read_json as read_card
 from intent_lib.intents import intent_name
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-import api.client
+import posos_client.submit as submit
+from posos_client.server import local_server
 from intent_lib.data import DEMO_DIR, load_questions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +42,7 @@ def model_file(trained_model_dir: Path) -> Path:
 def server(model_file: Path):
     """A real uvicorn on a free loopback port serving the fixture model; yields its URL."""
     url = f"http://127.0.0.1:{free_port()}"
-    with httpx.Client() as client, api.client.local_server(url, client, 120, model_file):
+    with httpx.Client() as client, local_server(url, client, 120, model_file):
         yield url
 
 
@@ -62,7 +63,7 @@ def input_csv(tmp_path: Path) -> Path:
 
 
 def run_client(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.client", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "posos_client.submit", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=300, env={**os.environ, **(env or {})})
 
 
@@ -75,14 +76,15 @@ def check_predictions(url: str, input_csv: Path, output: Path) -> None:
     with httpx.Client() as client:
         for (row_id, intention), (qid, question) in zip(rows[1:], questions[["ID", "question"]].values.tolist()):
             assert int(row_id) == int(qid)
-            expected_query = question if question.strip() else api.client.BLANK_PLACEHOLDER
+            expected_query = question if question.strip() else submit.BLANK_PLACEHOLDER
             answer = client.get(f"{url}/intent", params={"query": expected_query, "top_k": 1}).json()
             assert int(intention) == answer["intent"], (qid, question)
 
 
-def test_client_against_a_running_server(server: str, input_csv: Path, tmp_path: Path) -> None:
+def test_client_against_a_running_server(server: str, model_file: Path, input_csv: Path, tmp_path: Path) -> None:
     output = tmp_path / "reports" / "predictions_test.csv"
-    run = run_client("--url", server, "--input", str(input_csv), "--output", str(output), "--batch-size", "16")
+    run = run_client("--url", server, "--input", str(input_csv), "--output", str(output), "--batch-size", "16",
+                     "--model", str(model_file.parent))
     assert run.returncode == 0, run.stderr
     n = len(load_questions(input_csv))
     assert f"{n:,} questions in" in run.stdout
@@ -122,6 +124,23 @@ def test_client_without_server_and_no_start_fails(tmp_path: Path, input_csv: Pat
     assert "no API answers at" in run.stderr and "make api" in run.stderr
 
 
+def test_client_refuses_a_server_serving_another_model(server: str, model_file: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    card = json.loads(model_file.with_name("model_card.json").read_text(encoding="utf-8"))
+    (other / "model_card.json").write_text(json.dumps(card | {"model_sha256": "f" * 64}), encoding="utf-8")
+    output = tmp_path / "out.csv"
+    run = run_client("--url", server, "--input", "demo", "--output", str(output), "--model", str(other))
+    assert run.returncode == 1 and not output.exists()
+    assert f"serves model {card['model_sha256'][:12]}…, not {other / 'intent_model.pkl'}" in run.stderr
+    assert "--accept-any-model" in run.stderr and "Traceback" not in run.stderr
+    run = run_client("--url", server, "--input", "demo", "--output", str(output), "--model", str(other),
+                     "--accept-any-model")
+    assert run.returncode == 0 and output.is_file() and "warning: the API at" in run.stderr
+    run = run_client("--url", server, "--input", "demo", "--output", str(output), "--model", str(tmp_path / "none"))
+    assert run.returncode == 1 and "cannot check which model the API serves: No model card" in run.stderr
+
+
 def test_client_missing_input_fails_clearly(tmp_path: Path, server: str) -> None:
     run = run_client("--url", server, "--input", str(tmp_path / "absent.csv"), "--output", str(tmp_path / "o.csv"))
     assert run.returncode == 1
@@ -133,7 +152,7 @@ def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.M
     calls = {"post": 0}
 
     def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/health":
+        if request.url.path in ("/health", "/version"):
             return httpx.Response(200, json={"status": "ok"})
         calls["post"] += 1
         if calls["post"] == 2:
@@ -142,11 +161,11 @@ def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.M
         return httpx.Response(200, json={"predictions": [{"intent": 1, "name": "x"}] * n})
 
     real_client = httpx.Client
-    monkeypatch.setattr(api.client.httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(handler),
+    monkeypatch.setattr(submit.httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(handler),
                                                                               **kw))
     output = tmp_path / "out.csv"
-    code = api.client.main(["--url", "http://api.test", "--input", "demo", "--output", str(output),
-                            "--batch-size", "10"])
+    code = submit.main(["--url", "http://api.test", "--input", "demo", "--output", str(output),
+                        "--batch-size", "10", "--accept-any-model", "--model", str(tmp_path / "no-model")])
     assert code == 1
     err = capsys.readouterr().err
     assert "questions 11-20 failed: HTTP 422: queries[3] is too long" in err

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from intent_lib.data import DataError, load_labeled, load_questions, locate_dataset, stratified_split
+from intent_lib.data import DataError, load_labeled, load_questions, locate_dataset
+from intent_lib.split import stratified_split
 
 
 def _write(path: Path, text: str | bytes) -> Path:

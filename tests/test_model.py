@@ -10,10 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from intent_lib.card import read_card, version_mismatches
+from intent_lib.artefacts import ModelIntegrityError, load_checked
+from intent_lib.card import version_mismatches
+from intent_lib.files import read_json, sha256_of
 from intent_lib.classifier import balanced_weights, fit_temperature
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
-from intent_lib.model import ModelIntegrityError, ModelParams, load_model, top_k
+from intent_lib.model import ModelParams, top_k
 
 MESSY = ["", "   ", "😀😀😀", "<script>alert(1)</script> doliprane", "какой-то текст", "\x00\x07 contrôle",
          "a" * 20_000, "Peut-on prendre du doliprane enceinte ?", None, 12.5]
@@ -21,8 +23,7 @@ MESSY = ["", "   ", "😀😀😀", "<script>alert(1)</script> doliprane", "ка
 
 @pytest.fixture(scope="module")
 def model(trained_model_dir: Path):
-    card = read_card(trained_model_dir / "models" / "model_card.json")
-    return load_model(trained_model_dir / "models" / "intent_model.pkl", card["model_sha256"])
+    return load_checked(trained_model_dir / "models" / "intent_model.pkl")[0]
 
 
 def test_clean_text_handles_anything() -> None:
@@ -60,17 +61,52 @@ def test_pickle_round_trip_in_a_fresh_process_without_the_spacy_model(trained_mo
     np.testing.assert_array_equal(np.array(json.loads(out)), model.predict_proba(texts))
 
 
-def test_load_refuses_a_tampered_or_missing_file(trained_model_dir: Path, tmp_path: Path) -> None:
-    with pytest.raises(ModelIntegrityError, match="make train"):
-        load_model(tmp_path / "absent.pkl")
-    tampered = tmp_path / "model.pkl"
-    tampered.write_bytes((trained_model_dir / "models" / "intent_model.pkl").read_bytes() + b"x")
-    with pytest.raises(ModelIntegrityError, match="sha256"):
-        load_model(tampered, read_card(trained_model_dir / "models" / "model_card.json")["model_sha256"])
+def _copy_model(trained_model_dir: Path, folder: Path) -> tuple[Path, Path, dict]:
+    """A copy of the fixture model and its card in ``folder``: (pickle, card path, card)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    model, card = folder / "intent_model.pkl", folder / "model_card.json"
+    model.write_bytes((trained_model_dir / "models" / "intent_model.pkl").read_bytes())
+    card.write_bytes((trained_model_dir / "models" / "model_card.json").read_bytes())
+    return model, card, read_json(card)
+
+
+def test_load_checked_refuses_each_broken_artefact_in_one_line(trained_model_dir: Path, tmp_path: Path) -> None:
+    import pickle
+
+    model, card_file, card = _copy_model(trained_model_dir, tmp_path / "ok")
+    assert hasattr(load_checked(model)[0], "predict_proba")
+
+    def refusal(make: object) -> str:
+        folder = tmp_path / f"case{len(list(tmp_path.iterdir()))}"
+        pkl, card_path, good = _copy_model(trained_model_dir, folder)
+        make(pkl, card_path, good)
+        with pytest.raises(ModelIntegrityError) as caught:
+            load_checked(pkl)
+        message = str(caught.value)
+        assert "\n" not in message and ("make train" in message or "MODEL_PATH" in message)
+        return message
+
+    def rewrite(path: Path, payload: object) -> None:
+        path.write_text(json.dumps(payload), encoding="utf-8")
+
+    def repickle(pkl: Path, card_path: Path, good: dict, obj: object) -> None:
+        pkl.write_bytes(pickle.dumps(obj))
+        rewrite(card_path, good | {"model_sha256": sha256_of(pkl)})
+
+    assert "No model at" in refusal(lambda pkl, c, g: pkl.unlink())
+    assert "No model card" in refusal(lambda pkl, c, g: c.unlink())
+    assert "not valid JSON" in refusal(lambda pkl, c, g: c.write_text("{", encoding="utf-8"))
+    assert "JSON list" in refusal(lambda pkl, c, g: rewrite(c, [g]))
+    assert "no model_sha256" in refusal(lambda pkl, c, g: rewrite(c, {k: v for k, v in g.items() if k != "model_sha256"}))
+    assert "sha256" in refusal(lambda pkl, c, g: pkl.write_bytes(pkl.read_bytes() + b"x"))
+    assert "library versions" in refusal(lambda pkl, c, g: rewrite(c, g | {"libraries": g["libraries"] | {"numpy": "0.0"}}))
+    assert "cannot be unpickled" in refusal(lambda pkl, c, g: (pkl.write_bytes(b"not a pickle"),
+                                                               rewrite(c, g | {"model_sha256": sha256_of(pkl)})))
+    assert "not a fitted intent model" in refusal(lambda pkl, c, g: repickle(pkl, c, g, {"a": "dict"}))
 
 
 def test_card_records_what_produced_the_model(trained_model_dir: Path) -> None:
-    card = read_card(trained_model_dir / "models" / "model_card.json")
+    card = read_json(trained_model_dir / "models" / "model_card.json")
     assert card["labels"] == [7, 28, 34, 42, 44, 47]
     assert card["names"]["44"].startswith("Grossesse")
     assert card["params"] == ModelParams().to_dict()

@@ -83,9 +83,25 @@ def test_a_failing_step_exits_non_zero_with_a_pointer(tmp_path: Path) -> None:
     assert "02_train failed" in run.stderr and "reports/executed/02_train.ipynb" in run.stderr
 
 
+def test_an_unknown_parameter_stops_the_run_with_the_declared_ones(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    run = run_train(tmp_path, "-p", "seed=7", "-p", "n_resamples=10")
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "unknown parameter(s) seed" in run.stderr
+    assert "01_split: " in run.stderr and "split_seed=42" in run.stderr and "model_seed=0" in run.stderr
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "data").exists(), "nothing ran"
+
+
 def test_missing_archive_named_explicitly_is_an_error(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
     run = run_train(tmp_path, DATA_ARCHIVE=str(tmp_path / "mine.tgz.gpg"))
-    assert run.returncode == 1 and "does not exist" in run.stderr
+    assert run.returncode == 1 and "does not exist" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_missing_notebook_is_a_one_line_error(tmp_path: Path) -> None:
+    run = run_train(tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "notebook(s) not found" in run.stderr and "POSOS_ROOT" in run.stderr
 
 
 def test_a_url_with_a_password_is_refused_before_it_reaches_a_report(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Issue 4, tuning: search space, storages, workers sharing one study (SQLite, PostgreSQL), notebook 05 on the demo data."""
+"""Tuning: search space, storages, workers sharing one study (SQLite, PostgreSQL), notebook 05 on the demo data."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import optuna
 import pytest
 
 from intent_lib import pipeline, tuning
-from intent_lib.data import Split
-from intent_lib.model import ModelParams, read_best_params
+from intent_lib.best_params import read_best_params, summary_text
+from intent_lib.model import ModelParams
+from intent_lib.paths import BEST_PARAMS_PATH, OPTUNA_DB, OPTUNA_WORKERS_DB, PROCESSED_DIR, TUNING_PATH
+from intent_lib.split import Split
 
 REPO = Path(__file__).resolve().parents[1]
 POSTGRES_URL = os.environ.get("POSOS_TEST_POSTGRES_URL")
@@ -26,11 +28,11 @@ def test_the_defaults_lie_in_the_search_space() -> None:
 
 def test_storage_choices(tmp_path: Path) -> None:
     assert tuning.resolve_storage("memory", 1, tmp_path)[0] is None
-    (tmp_path / tuning.WORKERS_SQLITE_FILE).write_text("old study")
+    (tmp_path / OPTUNA_WORKERS_DB).write_text("old study")
     url, note = tuning.resolve_storage("memory", 2, tmp_path)
-    assert url == f"sqlite:///{tmp_path / tuning.WORKERS_SQLITE_FILE}" and "SQLite" in note
-    assert not (tmp_path / tuning.WORKERS_SQLITE_FILE).exists()  # a fresh study each run, as in memory
-    assert tuning.resolve_storage("sqlite", 2, tmp_path)[0] == f"sqlite:///{tmp_path / tuning.SQLITE_FILE}"
+    assert url == f"sqlite:///{tmp_path / OPTUNA_WORKERS_DB}" and "SQLite" in note
+    assert not (tmp_path / OPTUNA_WORKERS_DB).exists()  # a fresh study each run, as in memory
+    assert tuning.resolve_storage("sqlite", 2, tmp_path)[0] == f"sqlite:///{tmp_path / OPTUNA_DB}"
     url = "postgresql://tuner:s3cret@db.example:5432/optuna"
     assert tuning.resolve_storage(url, 4, tmp_path)[0] == url
     assert "s3cret" not in tuning.redact(url) and "db.example" in tuning.redact(url)
@@ -44,7 +46,7 @@ def test_postgresql_urls_get_the_installed_driver() -> None:
 
 
 def test_a_study_refuses_another_objective(trained_model_dir: Path, tmp_path: Path) -> None:
-    split = Split.read(trained_model_dir / "data" / "processed")
+    split = Split.read(trained_model_dir / PROCESSED_DIR)
     url = f"sqlite:///{tmp_path / 'study.db'}"
     tuning.open_study(url, "s", "accuracy", split)
     assert len(tuning.open_study(url, "s", "accuracy", split).trials) == 1  # joined; default enqueued once
@@ -53,14 +55,16 @@ def test_a_study_refuses_another_objective(trained_model_dir: Path, tmp_path: Pa
 
 
 def _two_workers(root: Path, url: str, name: str, n_trials: int = 5) -> None:
-    split = Split.read(root / "data" / "processed")
+    split = Split.read(root / PROCESSED_DIR)
     study = tuning.open_study(url, name, "f1_macro", split, seed=0)
     study = tuning.run_search(root, study, url, n_trials=n_trials, timeout=None, workers=2, seed=0)
     trials = study.get_trials(deepcopy=False)
     assert len(trials) == n_trials
     assert all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for t in trials)
-    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both workers ran trials"
-    assert sum(bool(t.user_attrs.get("default")) for t in trials) == 1
+    defaults = [t for t in trials if t.user_attrs.get("default")]
+    assert len(defaults) == 1 and defaults[0].number == 0, "the enqueued defaults ran once, first"
+    workers = {t.user_attrs["worker"] for t in trials if not t.user_attrs.get("default")}
+    assert len(workers) == 2 and defaults[0].user_attrs["worker"] not in workers, "both worker processes ran trials"
     assert tuning.default_trial(study) is not None and study.best_value >= tuning.default_trial(study).value
 
 
@@ -91,12 +95,18 @@ def test_tune_notebook_writes_best_params_that_train_reads(tmp_path: Path, train
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     monkeypatch.setenv("POSOS_ROOT", str(root))
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
+    (root / BEST_PARAMS_PATH).write_text("{}")  # stale: must be replaced, or removed when the defaults win
     pipeline.run_notebooks(root, ("05_tune",), {"n_trials": 3, "n_resamples": 50, "objective": "accuracy"})
-    record = json.loads((root / "models" / "best_params.json").read_text(encoding="utf-8"))
-    params, source = read_best_params(root / "models" / "best_params.json")
-    assert source.startswith("best_params.json: ") and "objective accuracy" in source
+    record = json.loads((root / TUNING_PATH).read_text(encoding="utf-8"))
+    params, source = read_best_params(root / BEST_PARAMS_PATH)
     assert params == ModelParams.from_dict(record["params"])
-    assert ("kept the defaults" in source) == (params == ModelParams())
+    if params == ModelParams():
+        assert not (root / BEST_PARAMS_PATH).exists() and source.startswith("defaults")
+        assert "defaults stayed best" in summary_text(record, BEST_PARAMS_PATH)
+    else:
+        assert json.loads((root / BEST_PARAMS_PATH).read_text(encoding="utf-8")) == record
+        assert source.startswith("best_params.json: tuned") and "objective accuracy" in source
+        assert "Wrote" in summary_text(record, BEST_PARAMS_PATH)
     assert set(record["params"]) == set(ModelParams().to_dict())
     assert record["objective"] == "accuracy" and record["study"]["trials"]["complete"] == 3
     assert record["score"] >= record["default_score"] and record["score"] == record["scores"]["accuracy"]

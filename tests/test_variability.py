@@ -1,4 +1,4 @@
-"""Issue 4, variability: vectorised bootstrap scores, the fast refit, and notebook 04 on the demo data."""
+"""Variability: vectorised bootstrap scores, the fast refit, and notebook 04 on the demo data."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from intent_lib import pipeline
-from intent_lib.data import Split
-from intent_lib.evaluation import load_saved_model
+from intent_lib.artefacts import load_checked
 from intent_lib.metrics import SUMMARY_KEYS, bootstrap_scores, format_interval, summary_scores, weighted_scores
 from intent_lib.model import ModelParams, fit_model
-from intent_lib.tuning import SplitData
+from intent_lib.paths import MODEL_PATH, PROCESSED_DIR
+from intent_lib.refit import SplitData
+from intent_lib.split import Split
 from intent_lib.variability import bootstrap_predictions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,7 +56,7 @@ def test_bootstrap_is_paired_and_its_intervals_hold_the_point() -> None:
 
 
 def test_fast_refit_predicts_what_the_full_model_predicts(trained_model_dir: Path) -> None:
-    split = Split.read(trained_model_dir / "data" / "processed")
+    split = Split.read(trained_model_dir / PROCESSED_DIR)
     train, val = split.frames(trained_model_dir)
     params = ModelParams(C=0.7, class_weight_power=0.8, vector_weight=0.9, char_min_df=1)
     full = fit_model(train["question"], train["intention"], params).predict(val["question"].tolist())
@@ -76,11 +77,12 @@ def project(tmp_path: Path, trained_model_dir: Path, monkeypatch: pytest.MonkeyP
 
 @pytest.mark.slow
 def test_variability_notebook_writes_consistent_intervals(project: Path) -> None:
-    pipeline.run_notebooks(project, ("04_variability",), {"n_resamples": 60, "n_seeds": 2, "seed": 3})
+    pipeline.run_notebooks(project, ("04_variability",), {"n_resamples": 60, "n_seeds": 2, "bootstrap_seed": 3,
+                                                            "first_refit_seed": 3})
     record = json.loads((project / "reports" / "variability.json").read_text(encoding="utf-8"))
     boot, seeds = record["bootstrap"], record["seeds"]
     assert boot["n_resamples"] == 60 and seeds["seeds"] == [3, 4] and len(seeds["runs"]) == 2
-    _, card = load_saved_model(project / "models")
+    _, card = load_checked(project / MODEL_PATH)
     for metric in SUMMARY_KEYS:
         b, s = boot["summary"][metric], seeds["summary"][metric]
         assert 0 <= b["low"] <= b["point"] <= b["high"] <= 1, (metric, b)

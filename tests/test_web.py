@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-import api.client
+from posos_client.server import local_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -28,7 +28,7 @@ def server(trained_model_dir: Path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}"
-    with httpx.Client() as client, api.client.local_server(url, client, 120,
+    with httpx.Client() as client, local_server(url, client, 120,
                                                            trained_model_dir / "models" / "intent_model.pkl"):
         yield url
 

@@ -1,11 +1,12 @@
-"""``make test``: classify ``data/input_test.csv`` through the API and write the challenge's submission file.
+"""``make test``: classify the test questions through the API and write the challenge's submission file.
 
-    python -m api.client [--url http://localhost:4002] [--input data/input_test.csv]
-                         [--output reports/predictions_test.csv] [--batch-size 200]
+    python -m posos_client.submit [--url http://localhost:4002] [--input CSV] [--output CSV] [--batch-size 200]
 
 Questions go to ``POST /intent`` in batches, with a progress bar; the answers are written as ``ID,intention``.
 When nothing answers at the URL (and it is this machine), a local uvicorn is started for the run and stopped
-after it. Any failed request stops the run with a non-zero exit and the reason.
+after it. Before any question is sent, the server's model must be the local one (the sha256 of ``/version``
+against the card beside ``--model``) unless ``--accept-any-model``. Any failed request stops the run with a
+non-zero exit and the reason.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import argparse
 import collections
 import csv
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,14 +25,13 @@ from urllib.parse import urlsplit
 import httpx
 from tqdm import tqdm
 
+from intent_lib.artefacts import ModelIntegrityError, read_checked_card
 from intent_lib.data import DEMO_DIR, DataError, load_questions
-from intent_lib.paths import project_root, resolve
+from intent_lib.paths import MODEL_FILE, MODEL_PATH, PREDICTIONS_PATH, TEST_INPUTS, TEST_INPUTS_PATH, resolve
+from posos_client.server import LOOPBACK, ServerError, health, local_server, wait_healthy
 
 DEFAULT_URL = "http://localhost:4002"
-DEFAULT_INPUT = "data/input_test.csv"
-DEFAULT_OUTPUT = "reports/predictions_test.csv"
 BLANK_PLACEHOLDER = "?"  # the API refuses blank questions; a submission still needs a row for each ID
-LOOPBACK = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 
 
 class ClientError(RuntimeError):
@@ -42,22 +39,30 @@ class ClientError(RuntimeError):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m api.client", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m posos_client.submit", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default=os.environ.get("API_URL") or DEFAULT_URL,
                         help="the API's base URL (env API_URL; default %(default)s)")
     parser.add_argument("--input", default=None,
-                        help=f"ID,question CSV (default {DEFAULT_INPUT}, else the demo test set); 'demo' for the demo")
-    parser.add_argument("--output", default=DEFAULT_OUTPUT, help="submission CSV to write (default %(default)s)")
+                        help=f"ID,question CSV (default {TEST_INPUTS_PATH}, else the demo test set); 'demo' for the demo")
+    parser.add_argument("--output", default=str(PREDICTIONS_PATH), help="submission CSV to write (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=200, help="questions per request, 1 to 1000")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="wait up to this many seconds for the API to become healthy (e.g. a starting container)")
     parser.add_argument("--no-start", action="store_true", help="never start a local server; fail if none answers")
     parser.add_argument("--start-timeout", type=float, default=120.0, help="seconds to wait for a started server")
+    parser.add_argument("--model", default=os.environ.get("MODEL_PATH") or str(MODEL_PATH),
+                        help="the model the server must serve, a pickle or its folder (its card's sha256 is compared "
+                             "with /version; env MODEL_PATH; default %(default)s); also what a started server loads")
+    parser.add_argument("--accept-any-model", action="store_true",
+                        help="classify with whatever model the server has, even another than --model")
     args = parser.parse_args(argv)
     if not 1 <= args.batch_size <= 1000:
         parser.error("--batch-size must be between 1 and 1000")
     args.url = args.url.rstrip("/")
+    args.model = resolve(args.model)
+    if args.model.is_dir():
+        args.model = args.model / MODEL_FILE
     return args
 
 
@@ -67,13 +72,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def read_input(arg: str | None) -> tuple[list[int], list[str], str]:
     """IDs, questions and a description of where they came from."""
     if arg == "demo":
-        source = DEMO_DIR / "input_test.csv"
-    elif arg is None and not resolve(DEFAULT_INPUT).is_file():
-        print(f"warning: {DEFAULT_INPUT} not found (run `make train` to decrypt the data): using the demo test "
+        source = DEMO_DIR / TEST_INPUTS
+    elif arg is None and not resolve(TEST_INPUTS_PATH).is_file():
+        print(f"warning: {TEST_INPUTS_PATH} not found (run `make train` to decrypt the data): using the demo test "
               "questions instead.", file=sys.stderr)
-        source = DEMO_DIR / "input_test.csv"
+        source = DEMO_DIR / TEST_INPUTS
     else:
-        source = resolve(arg or DEFAULT_INPUT)
+        source = resolve(arg or TEST_INPUTS_PATH)
     try:
         frame = load_questions(source)
     except DataError as exc:
@@ -94,77 +99,6 @@ def write_predictions(path: Path, ids: list[int], intents: list[int]) -> None:
     tmp.replace(path)
 
 
-# ------------------------------------------------------------------------------------------ the server
-
-
-def health(client: httpx.Client, url: str) -> int | None:
-    """The status of ``GET /health``, or None when nothing answers."""
-    try:
-        return client.get(f"{url}/health", timeout=5.0).status_code
-    except httpx.TransportError:
-        return None
-
-
-def wait_healthy(client: httpx.Client, url: str, seconds: float, process: subprocess.Popen | None = None,
-                 log: Path | None = None) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        status = health(client, url)
-        if status == 200:
-            return
-        if process is not None and process.poll() is not None:
-            raise ClientError(f"the API server started for this run exited with code {process.returncode}: "
-                              f"{last_error(log)}")
-        if time.monotonic() > deadline:
-            seen = "nothing answers" if status is None else f"/health answers {status}"
-            raise ClientError(f"the API at {url} is not ready after {seconds:.0f} s ({seen}).")
-        time.sleep(0.2)
-
-
-def last_error(log: Path | None) -> str:
-    """The server's reason for failing: its last ERROR line other than uvicorn's generic one."""
-    lines = log.read_text(encoding="utf-8", errors="replace").splitlines() if log and log.is_file() else []
-    errors = [line.split(":", 1)[1].strip() for line in lines
-              if line.startswith("ERROR:") and "Application startup failed" not in line]
-    return errors[-1] if errors else (lines[-1].strip() if lines else "no output")
-
-
-@contextmanager
-def local_server(url: str, client: httpx.Client, start_timeout: float, model_path: str | os.PathLike[str] | None = None
-                 ) -> Iterator[None]:
-    """Run uvicorn serving ``api.app:app`` on the URL's port until the block ends (model: ``MODEL_PATH``)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = "127.0.0.1" if parts.hostname in ("localhost", "0.0.0.0") else parts.hostname
-    command = [sys.executable, "-m", "uvicorn", "api.app:app", "--host", str(host), "--port", str(port),
-               "--no-access-log"]
-    model = str(model_path or os.environ.get("MODEL_PATH") or "models/intent_model.pkl")
-    print(f"No API answers at {url}: starting one for this run ({model}).", file=sys.stderr)
-    with tempfile.TemporaryDirectory(prefix="posos-api-") as tmp:
-        log = Path(tmp) / "server.log"
-        with log.open("w", encoding="utf-8") as out:
-            process = subprocess.Popen(command, cwd=project_root(), stdout=out, stderr=subprocess.STDOUT,
-                                       env={**os.environ, "MODEL_PATH": model})
-        started = time.perf_counter()
-        try:
-            wait_healthy(client, url, start_timeout, process, log)
-            print(f"API ready in {time.perf_counter() - started:.1f} s.", file=sys.stderr)
-            yield
-        finally:
-            stop(process)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @contextmanager
 def api_available(args: argparse.Namespace, client: httpx.Client) -> Iterator[None]:
     """Yield once an API answers at ``args.url``: the one already there, or one started for the run."""
@@ -173,7 +107,7 @@ def api_available(args: argparse.Namespace, client: httpx.Client) -> Iterator[No
         yield
         return
     if status is None and not args.no_start and urlsplit(args.url).hostname in LOOPBACK and not args.wait:
-        with local_server(args.url, client, args.start_timeout):
+        with local_server(args.url, client, args.start_timeout, args.model):
             yield
         return
     if args.wait:
@@ -183,6 +117,28 @@ def api_available(args: argparse.Namespace, client: httpx.Client) -> Iterator[No
     if status is None:
         raise ClientError(f"no API answers at {args.url}: start one with `make api`, or set API_URL.")
     raise ClientError(f"the API at {args.url} is not ready: GET /health answers {status}.")
+
+
+def check_model(client: httpx.Client, url: str, model: Path, accept_any: bool) -> None:
+    """Refuse a server whose model is not ``model`` (sha256 of ``/version`` against the local card)."""
+    try:
+        expected = read_checked_card(model)["model_sha256"]
+    except ModelIntegrityError as exc:
+        if accept_any:
+            return
+        raise ClientError(f"cannot check which model the API serves: {exc} Pass --accept-any-model (TEST_ARGS) "
+                          "to classify with the server's model anyway.") from None
+    try:
+        served = client.get(f"{url}/version", timeout=10.0).json().get("model_sha256")
+    except (httpx.HTTPError, ValueError, AttributeError):
+        served = None
+    if served == expected:
+        return
+    message = (f"the API at {url} serves model {str(served)[:12]}…, not {model} ({expected[:12]}…): another "
+               "server may hold the port. Stop it, set API_URL, or pass --accept-any-model to use its model.")
+    if not accept_any:
+        raise ClientError(message)
+    print(f"warning: {message}", file=sys.stderr)
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -251,12 +207,13 @@ def main(argv: list[str] | None = None) -> int:
         output = resolve(args.output)
         with httpx.Client(headers={"Accept": "application/json"}) as client:
             with api_available(args, client):
+                check_model(client, args.url, args.model, args.accept_any_model)
                 print(f"Classifying {len(questions):,} {source} with {args.url} ...", file=sys.stderr)
                 started = time.perf_counter()
                 intents, names, requests = classify(client, args.url, questions, args.batch_size, args.timeout)
                 seconds = time.perf_counter() - started
         write_predictions(output, ids, intents)
-    except ClientError as exc:
+    except (ClientError, ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
