@@ -8,6 +8,22 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+# Text is measured when the SVG is made (by vl-convert) and drawn later by the browser: measure with a wide font,
+# so that a browser drawing with it or with a narrower fallback (Arial, Helvetica) never runs past the frame.
+FONT = "DejaVu Sans, Verdana, sans-serif"
+CELL = 15  # px per confusion-matrix cell at least: room for a two-digit intent number
+MATRIX_SIDE = 300  # px: the confusion matrix is at least this large, however few the intents
+ROW = 13  # px per row in the one-row-per-intent charts
+
+
+@alt.theme.register("posos", enable=True)
+def _theme() -> alt.theme.ThemeConfig:
+    """Every label and title in full (no ellipsis), in the measured font."""
+    no_limit = {"labelLimit": 0, "titleLimit": 0}
+    return {"config": {"font": FONT, "axis": no_limit, "legend": no_limit, "header": no_limit,
+                       "title": {"limit": 0, "fontSize": 13, "anchor": "start"}}}
+
+
 alt.renderers.enable("svg")  # vl-convert renders in-process; the notebook output is plain SVG
 alt.data_transformers.disable_max_rows()
 
@@ -26,33 +42,38 @@ def intent_frequencies(train: pd.DataFrame, val: pd.DataFrame, names: dict[int, 
     return alt.Chart(counts, title="Questions per intent").mark_bar().encode(
         y=alt.Y("intent:N", sort=order, title=None), x=alt.X("questions:Q", stack=True),
         color=alt.Color("split:N"), tooltip=["intent", "split", "questions"],
-    ).properties(width=420, height=alt.Step(11))
+    ).properties(width=420, height=alt.Step(ROW))
 
 
 def confusion_heatmap(matrix: np.ndarray, labels: Sequence[int], names: dict[int, str]) -> alt.Chart:
-    """Row-normalised confusion matrix: true intent down, predicted across, with intent names."""
+    """Row-normalised confusion matrix: true intent down, predicted across, every intent on both axes
+    (one never predicted keeps its empty column), named on the rows and numbered across."""
+    labels = [int(v) for v in labels]
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     tick = [intent_label(i, names) for i in labels]
-    cells = pd.DataFrame([{"true": tick[i], "predicted": tick[j], "predicted_id": int(labels[j]),
+    cells = pd.DataFrame([{"true": tick[i], "predicted": tick[j], "predicted_id": labels[j],
                            "count": int(matrix[i, j]), "share": float(shares[i, j])}
                           for i in range(len(labels)) for j in range(len(labels)) if matrix[i, j]])
+    step = max(CELL, MATRIX_SIDE // max(len(labels), 1))
     return alt.Chart(cells, title="Confusion matrix (share of each true intent)").mark_rect().encode(
-        y=alt.Y("true:N", sort=tick, title="true intent"),
+        y=alt.Y("true:N", scale=alt.Scale(domain=tick), title="true intent"),
         # Names on the rows only: 51 rotated names across would overlap; the columns carry the intent number.
-        x=alt.X("predicted_id:O", sort=[int(v) for v in labels], title="predicted intent (number)",
-                axis=alt.Axis(labelAngle=0)),
-        color=alt.Color("share:Q", scale=alt.Scale(scheme="blues")), tooltip=["true", "predicted", "count", "share"],
-    ).properties(width=alt.Step(11), height=alt.Step(11))
+        x=alt.X("predicted_id:O", scale=alt.Scale(domain=labels), title="predicted intent (number)",
+                axis=alt.Axis(labelAngle=0, orient="top")),
+        color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="share"),
+        tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".3f")],
+    ).properties(width=alt.Step(step), height=alt.Step(step))
 
 
 def per_intent_bars(table: pd.DataFrame, metric: str = "f1") -> alt.Chart:
     """Bars of a per-intent metric, sorted by support, support as a tooltip."""
-    data = table.assign(label=[f"{i} · {n}" for i, n in zip(table["intent"], table["name"])])
+    names = dict(zip(table["intent"], table["name"]))
+    data = table.assign(label=[intent_label(i, names) for i in table["intent"]])
     order = data.sort_values("support", ascending=False)["label"].tolist()
     return alt.Chart(data, title=f"Per-intent {metric} (sorted by support)").mark_bar().encode(
         y=alt.Y("label:N", sort=order, title=None), x=alt.X(f"{metric}:Q", scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("support:Q", scale=alt.Scale(scheme="greens")), tooltip=["label", "support", metric],
-    ).properties(width=360, height=alt.Step(11))
+    ).properties(width=360, height=alt.Step(ROW))
 
 
 def reliability_diagram(table: pd.DataFrame) -> alt.Chart:
@@ -64,7 +85,8 @@ def reliability_diagram(table: pd.DataFrame) -> alt.Chart:
         y=alt.Y("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1])))
     line = base.mark_line(color="#1f77b4")
     points = base.mark_circle(color="#1f77b4", opacity=0.8).encode(
-        size=alt.Size("count:Q", scale=alt.Scale(range=[30, 400]), title="questions"),
+        # No zero in the size scale: the legend would show a dot for a bin of 0 questions, which is never drawn.
+        size=alt.Size("count:Q", scale=alt.Scale(range=[30, 400], zero=False), title="questions"),
         tooltip=["bin", "count", "confidence", "accuracy"])
     return (diagonal + line + points).properties(title="Reliability of the confidence", width=300, height=300)
 
@@ -76,15 +98,24 @@ def interval_bars(table: pd.DataFrame, value: str, low: str, high: str, label: s
     base = alt.Chart(table, title=title).encode(y=alt.Y(f"{label}:N", sort=order, title=None))
     bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=alt.Scale(domain=[0, 1]), title=value), x2=f"{high}:Q")
     return (bars + base.mark_point(filled=True).encode(x=f"{value}:Q", tooltip=list(table.columns))).properties(
-        width=360, height=alt.Step(11))
+        width=360, height=alt.Step(ROW))
 
 
-def distributions(samples: pd.DataFrame, metrics: Sequence[str], title: str) -> alt.Chart:
-    """Histograms of several metrics' resampled values, one panel each."""
-    long = samples[list(metrics)].melt(var_name="metric", value_name="value")
-    return alt.Chart(long, title=title).mark_bar().encode(
-        x=alt.X("value:Q", bin=alt.Bin(maxbins=30)), y=alt.Y("count():Q", title="resamples"),
-    ).properties(width=200, height=120).facet(facet="metric:N", columns=3).resolve_scale(x="independent")
+def distributions(samples: pd.DataFrame, metrics: Sequence[str], title: str) -> alt.ConcatChart:
+    """Histograms of several metrics' resampled values, one panel each with its own bins and x scale
+    (a faceted histogram would bin every panel over the range of all metrics together)."""
+    panels = [alt.Chart(samples[[metric]], title=alt.Title(metric, fontSize=11)).mark_bar().encode(
+        x=alt.X(f"{metric}:Q", bin=alt.Bin(maxbins=30), title=None,
+                axis=alt.Axis(format=".3~f", labelOverlap="greedy", labelSeparation=6)),
+        y=alt.Y("count():Q", title="resamples"),
+    ).properties(width=240, height=120) for metric in metrics]
+    return alt.concat(*panels, columns=2, title=title)
+
+
+def integer_ticks(values: Sequence[int], most: int = 12) -> list[int]:
+    """At most about ``most`` whole-number ticks from 0 to the largest value (an axis of counts or trial numbers)."""
+    top = int(max(values, default=0))
+    return list(range(0, top + 1, max(1, -(-top // most))))
 
 
 def optimisation_history(trials: pd.DataFrame, objective: str, band: tuple[float, float] | None = None,
@@ -93,7 +124,7 @@ def optimisation_history(trials: pd.DataFrame, objective: str, band: tuple[float
     done = trials[trials["state"] == "COMPLETE"].sort_values("number").assign(
         best=lambda t: t["value"].cummax())
     points = alt.Chart(done).mark_point(filled=True).encode(
-        x=alt.X("number:Q", title="trial"), y=alt.Y("value:Q", title=objective, scale=alt.Scale(zero=False)),
+        x=alt.X("number:Q", title="trial", axis=alt.Axis(values=integer_ticks(done["number"]), format="d")), y=alt.Y("value:Q", title=objective, scale=alt.Scale(zero=False)),
         tooltip=["number", "value"])
     best = alt.Chart(done).mark_line(interpolate="step-after", color="#c0392b").encode(x="number:Q", y="best:Q")
     layers = [points, best]
@@ -120,4 +151,4 @@ def interval_points(table: pd.DataFrame, value: str, low: str, high: str, label:
     bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=alt.Scale(zero=False), title=None), x2=f"{high}:Q")
     points = base.mark_point(filled=True, size=60).encode(x=f"{value}:Q", tooltip=list(table.columns))
     return alt.layer(bars, points, data=table).properties(width=260, height=alt.Step(22)).facet(
-        facet=f"{facet}:N", columns=2, title=title).resolve_scale(x="independent")
+        facet=alt.Facet(f"{facet}:N", title=None), columns=2, title=title).resolve_scale(x="independent")
