@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+DIGITS = 3  # decimals of every score and interval a report shows
 CALIBRATION_BINS = 15  # equal-width confidence bins, for the ECE and the reliability diagram alike
 SUMMARY_KEYS = ("accuracy", "precision_micro", "recall_micro", "f1_micro",
                 "precision_macro", "recall_macro", "f1_macro")
@@ -143,8 +144,23 @@ def percentile_interval(samples: np.ndarray | pd.Series | pd.DataFrame, confiden
     return low, high
 
 
-def format_interval(point: float, low: float, high: float, digits: int = 2) -> str:
-    """``0.70 [0.68, 0.72]``: a point estimate with its interval."""
+def format_interval(point: float, low: float, high: float, digits: int = DIGITS) -> str:
+    """``0.702 [0.680, 0.721]``: a point estimate with its interval."""
     if np.isnan(point):
         return "n/a"
     return f"{point:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def format_score(key: str, value: float) -> str:
+    """A figure as reports show it: counts (``n``) with thousands separators, ``*_seconds`` to a tenth,
+    scores to ``DIGITS`` decimals."""
+    if key == "n":
+        return f"{value:,.0f}"
+    if key.endswith("_seconds"):
+        return f"{value:,.1f}"
+    return f"{value:.{DIGITS}f}"
+
+
+def score_table(scores: dict[str, float], column: str) -> pd.DataFrame:
+    """A one-column table of named figures, each formatted by ``format_score``."""
+    return pd.DataFrame({column: {key: format_score(key, value) for key, value in scores.items()}})

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from intent_lib.metrics import (confusion, coverage_table, expected_calibration_error, per_intent_table,
-                                summary_scores, top_confusions)
+from intent_lib.metrics import (confusion, coverage_table, expected_calibration_error, format_interval,
+                                per_intent_table, score_table, summary_scores, top_confusions)
 
 Y_TRUE = [0, 0, 0, 1, 1, 2]
 Y_PRED = [0, 0, 1, 1, 2, 2]
@@ -53,3 +53,9 @@ def test_coverage_table() -> None:
     table = coverage_table([1, 1, 1, 1], [1, 0, 1, 1], np.array([0.95, 0.9, 0.4, 0.2]), thresholds=(0.0, 0.5, 0.99))
     assert table["coverage"].tolist() == [1.0, 0.5, 0.0]
     assert table["accuracy"].tolist()[:2] == [0.75, 0.5] and np.isnan(table["accuracy"].iloc[2])
+
+
+def test_reports_show_scores_and_intervals_to_the_same_decimals() -> None:
+    assert format_interval(0.70812, 0.68, 0.7301) == "0.708 [0.680, 0.730]"
+    table = score_table({"accuracy": 0.70812, "n": 1406, "fit_seconds": 51.23}, "validation")
+    assert table["validation"].to_dict() == {"accuracy": "0.708", "n": "1,406", "fit_seconds": "51.2"}
