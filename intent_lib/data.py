@@ -40,8 +40,9 @@ class DatasetInfo:
     """Where the data came from and a hash of its contents."""
 
     source: str  # "archive", "csv" or "demo"
-    location: str
-    sha256: str
+    location: str  # the archive's file name, or the folder of the CSV files
+    sha256: str  # of the CSV files
+    archive_sha256: str | None = None  # of the archive they were decrypted from
 
     @property
     def is_demo(self) -> bool:
@@ -126,7 +127,7 @@ def locate_dataset(data_dir: Path) -> tuple[Path | resources.abc.Traversable, Da
         origin_file = data_dir / ARCHIVE_ORIGIN
         origin = json.loads(origin_file.read_text(encoding="utf-8")) if origin_file.is_file() else {}
         if origin.get("csv_sha256") == sha:
-            return data_dir, DatasetInfo("archive", f"{origin['archive']} (sha256 {origin['archive_sha256'][:12]}…)", sha)
+            return data_dir, DatasetInfo("archive", origin["archive"], sha, origin["archive_sha256"])
         return data_dir, DatasetInfo("csv", _shown_path(data_dir), sha)
     return DEMO_DIR, DatasetInfo("demo", "intent_lib/resources/demo", sha256_of(*(DEMO_DIR / n for n in LABELLED_FILES)))
 

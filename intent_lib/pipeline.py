@@ -21,7 +21,7 @@ import papermill
 from nbconvert import HTMLExporter
 
 from intent_lib.card import git_commit
-from intent_lib.data import DEMO_BANNER
+from intent_lib.data import DEMO_BANNER, DatasetInfo
 from intent_lib.paths import EXECUTED_DIR, INDEX_FILE, NOTEBOOKS_DIR, PROCESSED_DIR, REPORTS_DIR, SPLIT_META
 from intent_lib.split import Split
 
@@ -102,8 +102,17 @@ def _dataset_line(root: Path) -> tuple[str, bool]:
     if not (root / PROCESSED_DIR / SPLIT_META).is_file():
         return "dataset: not split yet", False
     split = Split.read(root / PROCESSED_DIR)
-    return (f"dataset: {split.dataset.source} ({split.dataset.location}), sha256 {split.dataset.sha256[:12]}…, "
-            f"split seed {split.seed}, validation share {split.val_size}"), split.dataset.is_demo
+    line = f"dataset: {describe_dataset(split.dataset)}; split seed {split.seed}, validation share {split.val_size}"
+    return line, split.dataset.is_demo
+
+
+def describe_dataset(dataset: DatasetInfo) -> str:
+    """Where the data came from, each hash named: ``decrypted from data.tgz.gpg (archive sha256 …), CSV sha256 …``."""
+    origin = {"archive": f"decrypted from {dataset.location}"
+                         + (f" (archive sha256 {dataset.archive_sha256[:12]}…)" if dataset.archive_sha256 else ""),
+              "csv": f"CSV files in {dataset.location}/",
+              "demo": f"synthetic demo data in {dataset.location}/"}.get(dataset.source, dataset.location)
+    return f"{origin}, CSV sha256 {dataset.sha256[:12]}…"
 
 
 def _header(step: StepResult, run: Run) -> str:
