@@ -11,6 +11,7 @@ Every training row gets scores from an SVM that never saw it (``cv``-fold cross-
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -68,7 +69,9 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
             raise ValueError("At least two intents are needed to train a classifier.")
         # Work on class indices: cross_val_predict encodes labels that way, and class weights must match.
         folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
-        oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
+        with warnings.catch_warnings():  # an intent with fewer rows than folds is expected and handled below
+            warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
+            oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
         if oof.ndim == 1:  # two classes: one score column
             oof = np.column_stack([-oof, oof])
         valid = oof > -1e30  # cross_val_predict fills classes missing from a training fold with -max float
