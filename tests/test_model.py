@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+import warnings
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import pytest
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.card import version_mismatches
 from intent_lib.files import read_json, sha256_of
-from intent_lib.classifier import balanced_weights, fit_temperature
+from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
 from intent_lib.model import ModelParams, top_k
 
@@ -139,3 +140,11 @@ def test_prior_power_lifts_rare_intents_and_predict_follows_the_probabilities() 
     assert lifted.predict_proba(grid)[:, 1].mean() > plain.predict_proba(grid)[:, 1].mean()
     assert (lifted.predict(grid) == 1).sum() > (plain.predict(grid) == 1).sum()
     np.testing.assert_array_equal(lifted.predict(grid), lifted.classes_[lifted.predict_proba(grid).argmax(axis=1)])
+
+
+def test_an_intent_with_fewer_rows_than_folds_fits_without_a_warning() -> None:
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(60, 5)), np.array([0] * 30 + [1] * 27 + [2] * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert set(CalibratedLinearSVC().fit(X, y).predict(X)) <= {0, 1, 2}
