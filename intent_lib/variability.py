@@ -6,7 +6,8 @@
 * Training variability: the same hyperparameters refitted on other train/validation splits of all
   labelled rows (``SeedRuns``). It says how much the scores depend on which rows happened to be
   held out. Refits go through ``refit.fit_predict`` on cached features: the full classifier, its
-  calibration included, so predictions are those ``fit_model`` would give.
+  calibration included, so predictions are those ``fit_model`` would give. Several seeds are refitted
+  at once in worker processes.
 
 Macro averages are over the intents present (true or predicted) in each resample or split.
 """
@@ -20,6 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.parallel import Parallel, delayed
 
 from intent_lib.charts import intent_label
 from intent_lib.split import stratified_split
@@ -103,29 +105,41 @@ class SeedRuns:
 
 
 def refit_over_seeds(labelled: pd.DataFrame, params: ModelParams, val_size: float, seeds: Sequence[int],
-                     cache: FeatureCache | None = None) -> SeedRuns:
+                     cache: FeatureCache | None = None, n_jobs: int | None = None) -> SeedRuns:
     """For each seed: split ``labelled`` (ID, question, intention) as 01_split does, fit on train, score validation.
 
-    The seed sets both the split and the SVM's ``random_state``.
+    The seed sets both the split and the SVM's ``random_state``. ``n_jobs`` processes refit several seeds at
+    once (joblib's convention: -1 is one per core); each refit is the same computation in any process, so the
+    scores do not depend on ``n_jobs``.
     """
     labelled = labelled.reset_index(drop=True)
     cache = cache or FeatureCache(labelled["question"])
+    splits = [(int(seed), *stratified_split(labelled, val_size=val_size, seed=int(seed))) for seed in seeds]
     position = pd.Series(np.arange(len(labelled)), index=labelled["ID"])
+    rows = [(position[train["ID"]].to_numpy(), position[val["ID"]].to_numpy()) for _, train, val in splits]
+    if len(splits) > 1 and n_jobs not in (None, 1):
+        # Features of the first split, here: the word vectors are loaded once, and the cache sent to each
+        # worker carries them (and that split's TF-IDF blocks) instead of every worker loading them again.
+        cache.matrix(params, rows[0][0])
     labels = np.unique(labelled["intention"])
-    runs, per_intent = [], []
-    for seed in seeds:
-        started = time.perf_counter()
-        train, val = stratified_split(labelled, val_size=val_size, seed=int(seed))
-        train_rows, val_rows = position[train["ID"]].to_numpy(), position[val["ID"]].to_numpy()
-        predicted = fit_predict(cache, params, train_rows, train["intention"], val_rows, random_state=int(seed))
-        scores, f1 = weighted_scores(np.ones(len(val)), val["intention"], predicted, labels)
-        support = (val["intention"].to_numpy()[:, None] == labels[None, :]).sum(0)
-        runs.append({"seed": int(seed), "train_rows": len(train), "val_rows": len(val),
-                     "seconds": round(time.perf_counter() - started, 2)} | scores.iloc[0].to_dict())
-        present = ~np.isnan(f1[0])
-        per_intent.append(pd.DataFrame({"seed": int(seed), "intent": labels[present], "support": support[present],
-                                        "f1": f1[0][present]}))
-    return SeedRuns(pd.DataFrame(runs), pd.concat(per_intent, ignore_index=True))
+    results = Parallel(n_jobs=n_jobs)(
+        delayed(_refit)(cache, params, seed, train, val, train_rows, val_rows, labels)
+        for (seed, train, val), (train_rows, val_rows) in zip(splits, rows))
+    return SeedRuns(pd.DataFrame([run for run, _ in results]), pd.concat([f1 for _, f1 in results], ignore_index=True))
+
+
+def _refit(cache: FeatureCache, params: ModelParams, seed: int, train: pd.DataFrame, val: pd.DataFrame,
+           train_rows: np.ndarray, val_rows: np.ndarray, labels: np.ndarray) -> tuple[dict[str, Any], pd.DataFrame]:
+    """One split seed of ``refit_over_seeds``: its run row and its per-intent F1 rows."""
+    started = time.perf_counter()
+    predicted = fit_predict(cache, params, train_rows, train["intention"], val_rows, random_state=seed)
+    scores, f1 = weighted_scores(np.ones(len(val)), val["intention"], predicted, labels)
+    support = (val["intention"].to_numpy()[:, None] == labels[None, :]).sum(0)
+    run = {"seed": seed, "train_rows": len(train), "val_rows": len(val),
+           "seconds": round(time.perf_counter() - started, 2)} | scores.iloc[0].to_dict()
+    present = ~np.isnan(f1[0])
+    return run, pd.DataFrame({"seed": seed, "intent": labels[present], "support": support[present],
+                              "f1": f1[0][present]})
 
 
 def comparison_table(boot: Bootstrap, seeds: SeedRuns, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:

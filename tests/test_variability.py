@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from intent_lib import pipeline
@@ -15,9 +16,9 @@ from intent_lib.artefacts import load_checked
 from intent_lib.metrics import SUMMARY_KEYS, bootstrap_scores, format_interval, summary_scores, weighted_scores
 from intent_lib.model import ModelParams, fit_model
 from intent_lib.paths import MODEL_PATH, PROCESSED_DIR
-from intent_lib.refit import SplitData
+from intent_lib.refit import FeatureCache, SplitData
 from intent_lib.split import Split
-from intent_lib.variability import bootstrap_predictions
+from intent_lib.variability import bootstrap_predictions, refit_over_seeds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,6 +63,16 @@ def test_fast_refit_predicts_what_the_full_model_predicts(trained_model_dir: Pat
     full = fit_model(train["question"], train["intention"], params).predict(val["question"].tolist())
     fast = SplitData(split, trained_model_dir).predict(params)
     np.testing.assert_array_equal(fast, full)
+
+
+@pytest.mark.slow
+def test_refits_in_worker_processes_score_as_in_one_process(demo_frame) -> None:
+    params, cache = ModelParams(char_min_df=1), FeatureCache(demo_frame["question"])
+    alone = refit_over_seeds(demo_frame, params, 0.25, [0, 1, 2], cache)
+    shared = refit_over_seeds(demo_frame, params, 0.25, [0, 1, 2], cache, n_jobs=2)
+    assert alone.runs["seed"].tolist() == [0, 1, 2]
+    pd.testing.assert_frame_equal(alone.runs.drop(columns="seconds"), shared.runs.drop(columns="seconds"))
+    pd.testing.assert_frame_equal(alone.per_intent, shared.per_intent)
 
 
 @pytest.fixture
