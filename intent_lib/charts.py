@@ -92,22 +92,26 @@ def reliability_diagram(table: pd.DataFrame) -> alt.Chart:
 
 
 def interval_bars(table: pd.DataFrame, value: str, low: str, high: str, label: str, sort_by: str,
-                  title: str) -> alt.Chart:
-    """Points with horizontal interval bars, one row per ``label``, sorted by ``sort_by`` descending."""
+                  title: str, domain: tuple[float, float] | None = (0, 1)) -> alt.Chart:
+    """Points with horizontal interval bars, one row per ``label``, sorted by ``sort_by`` descending;
+    the x scale spans ``domain``, or the values when None."""
     order = table.sort_values(sort_by, ascending=False)[label].tolist()
+    scale = alt.Scale(domain=list(domain)) if domain else alt.Scale(zero=False)
     base = alt.Chart(table, title=title).encode(y=alt.Y(f"{label}:N", sort=order, title=None))
-    bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=alt.Scale(domain=[0, 1]), title=value), x2=f"{high}:Q")
+    bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=scale, title=value), x2=f"{high}:Q")
     return (bars + base.mark_point(filled=True).encode(x=f"{value}:Q", tooltip=list(table.columns))).properties(
         width=360, height=alt.Step(ROW))
 
 
 def distributions(samples: pd.DataFrame, metrics: Sequence[str], title: str) -> alt.ConcatChart:
     """Histograms of several metrics' resampled values, one panel each with its own bins and x scale
-    (a faceted histogram would bin every panel over the range of all metrics together)."""
-    panels = [alt.Chart(samples[[metric]], title=alt.Title(metric, fontSize=11)).mark_bar().encode(
-        x=alt.X(f"{metric}:Q", bin=alt.Bin(maxbins=30), title=None,
-                axis=alt.Axis(format=".3~f", labelOverlap="greedy", labelSeparation=6)),
-        y=alt.Y("count():Q", title="resamples"),
+    (a faceted histogram would bin every panel over the range of all metrics together). Bins are drawn as
+    ranges on a plain axis: an axis of bin edges gets irregular, colliding labels."""
+    panels = [alt.Chart(samples[[metric]], title=alt.Title(metric, fontSize=11)).transform_bin(
+        ["low", "high"], field=metric, bin=alt.Bin(maxbins=30),
+    ).transform_aggregate(resamples="count()", groupby=["low", "high"]).mark_bar().encode(
+        x=alt.X("low:Q", scale=alt.Scale(zero=False), title=None, axis=alt.Axis(tickCount=5)), x2="high:Q",
+        y=alt.Y("resamples:Q", title="resamples"), y2=alt.datum(0),
     ).properties(width=240, height=120) for metric in metrics]
     return alt.concat(*panels, columns=2, title=title)
 
