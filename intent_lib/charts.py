@@ -110,7 +110,8 @@ def distributions(samples: pd.DataFrame, metrics: Sequence[str], title: str) -> 
     panels = [alt.Chart(samples[[metric]], title=alt.Title(metric, fontSize=11)).transform_bin(
         ["low", "high"], field=metric, bin=alt.Bin(maxbins=30),
     ).transform_aggregate(resamples="count()", groupby=["low", "high"]).mark_bar().encode(
-        x=alt.X("low:Q", scale=alt.Scale(zero=False), title=None, axis=alt.Axis(tickCount=5)), x2="high:Q",
+        x=alt.X("low:Q", scale=alt.Scale(zero=False), title=None, axis=alt.Axis(tickCount=4, labelSeparation=6)),
+        x2="high:Q",
         y=alt.Y("resamples:Q", title="resamples"), y2=alt.datum(0),
     ).properties(width=240, height=120) for metric in metrics]
     return alt.concat(*panels, columns=2, title=title)
