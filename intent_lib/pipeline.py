@@ -107,7 +107,8 @@ def _dataset_line(root: Path) -> tuple[str, bool]:
 
 
 def describe_dataset(dataset: DatasetInfo) -> str:
-    """Where the data came from, each hash named: ``decrypted from data.tgz.gpg (archive sha256 …), CSV sha256 …``."""
+    """Where the data came from, each hash named:
+    ``decrypted from data.tgz.gpg (archive sha256 …), CSV sha256 …``."""
     origin = {"archive": f"decrypted from {dataset.location}"
                          + (f" (archive sha256 {dataset.archive_sha256[:12]}…)" if dataset.archive_sha256 else ""),
               "csv": f"CSV files in {dataset.location}/",

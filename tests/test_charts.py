@@ -112,7 +112,8 @@ def test_trial_axis_has_whole_distinct_ticks() -> None:
     assert ticks == ["0", "1", "2"]
 
 
-@pytest.mark.parametrize(("values", "expected"), [([0, 1, 2], [0, 1, 2]), ([], [0]), (range(40), list(range(0, 40, 4)))])
+@pytest.mark.parametrize(("values", "expected"),
+                         [([0, 1, 2], [0, 1, 2]), ([], [0]), (range(40), list(range(0, 40, 4)))])
 def test_integer_ticks(values, expected) -> None:
     assert charts.integer_ticks(values) == expected
 
