@@ -129,7 +129,8 @@ def optimisation_history(trials: pd.DataFrame, objective: str, band: tuple[float
     done = trials[trials["state"] == "COMPLETE"].sort_values("number").assign(
         best=lambda t: t["value"].cummax())
     points = alt.Chart(done).mark_point(filled=True).encode(
-        x=alt.X("number:Q", title="trial", axis=alt.Axis(values=integer_ticks(done["number"]), format="d")),
+        x=alt.X("number:Q", title="trial", scale=alt.Scale(padding=8),  # padding: edge points drawn whole
+                axis=alt.Axis(values=integer_ticks(done["number"]), format="d")),
         y=alt.Y("value:Q", title=objective, scale=alt.Scale(zero=False)),
         tooltip=["number", "value"])
     best = alt.Chart(done).mark_line(interpolate="step-after", color="#c0392b").encode(x="number:Q", y="best:Q")
