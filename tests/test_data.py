@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pandas as pd
@@ -103,7 +104,8 @@ def test_locate_dataset_knows_data_decrypted_from_an_archive(files: tuple[Path, 
     archive = _write(tmp_path / "data.tgz.gpg", b"encrypted bytes")
     record_archive_origin(files[0].parent, archive)
     _, info = locate_dataset(files[0].parent)
-    assert info.source == "archive" and info.location.startswith("data.tgz.gpg (sha256 ")
+    assert (info.source, info.location) == ("archive", "data.tgz.gpg")
+    assert info.archive_sha256 == hashlib.sha256(b"encrypted bytes").hexdigest()
     _write(files[1], "ID,intention\n0,44\n1,28\n2,28\n3,2\n")  # edited since: no longer the archive's data
     _, edited = locate_dataset(files[0].parent)
     assert edited.source == "csv" and "/" not in edited.location.strip("/").split("/")[0]
