@@ -53,7 +53,7 @@ def test_bootstrap_is_paired_and_its_intervals_hold_the_point() -> None:
     table = boot.summary()
     assert ((table.low <= table.point) & (table.point <= table.high)).all()
     assert ((boot.per_intent.low <= boot.per_intent.f1) & (boot.per_intent.f1 <= boot.per_intent.high)).all()
-    assert format_interval(0.7, 0.68, 0.72) == "0.70 [0.68, 0.72]"
+    assert format_interval(0.7, 0.68, 0.72) == "0.700 [0.680, 0.720]"
 
 
 def test_fast_refit_predicts_what_the_full_model_predicts(trained_model_dir: Path) -> None:
