@@ -54,7 +54,7 @@ BENCH_RESULTS_DIR = Path("bench") / "results"
 
 # notebooks/: the steps, in the order they run.
 NOTEBOOKS_DIR = Path("notebooks")
-TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability")  # make train
+TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability", "06_data_quality")  # make train
 TUNE_NOTEBOOKS = ("05_tune",)  # make tune
 
 
