@@ -6,8 +6,7 @@
   ``find_label_issues`` flags the questions whose given intent the cross-validated model doubts, ranked by
   ``get_label_quality_scores`` (self-confidence: the probability of the given intent, lowest first).
 * Conflicting duplicates: questions equal after normalisation (exact) or with a cosine of at least
-  ``threshold`` between their TF-IDF vectors of character n-grams (near; the n-grams found in more than 5% of
-  the questions are left out: they say nothing about duplication, and they make the comparison slow), joined into groups (connected components), kept when a group carries more than
+  ``threshold`` between their TF-IDF vectors of character 3-5-grams (near), joined into groups (connected components), kept when a group carries more than
   one intent. Each conflict is one group.
 * Test profile: length, vocabulary never seen in the labelled questions, language (stop words of a few
   languages counted), empty or junk text; shares of the labelled and test questions side by side.
@@ -19,6 +18,8 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
+from collections import Counter
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -27,8 +28,10 @@ from typing import Any, Sequence
 import altair as alt
 import numpy as np
 import pandas as pd
-from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
+with warnings.catch_warnings():  # cleanlab imports tqdm.auto, which warns in a kernel without ipywidgets
+    warnings.filterwarnings("ignore", message="IProgress not found")
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -44,7 +47,6 @@ from intent_lib.tuning import SplitData, fit_predict
 ISSUE_COLUMNS = ("rank", "ID", "question", "given_intent", "given_name", "suggested_intent", "suggested_name",
                  "quality", "given_probability", "suggested_probability")
 NEAR_THRESHOLD = 0.9  # character TF-IDF cosine above which two questions count as near duplicates
-NEAR_MAX_DF = 0.05  # character n-grams in more questions than this share say nothing about duplication
 LANGUAGES = ("fr", "en", "es", "it", "de", "pt")  # spaCy ships stop words for each, no model needed
 MIN_LETTERS = 3  # fewer letters than this: junk
 MIN_LETTER_SHARE = 0.5  # share of letters among non-space characters below which a text is junk
@@ -139,8 +141,7 @@ def duplicate_groups(frame: pd.DataFrame, threshold: float = NEAR_THRESHOLD) -> 
     _, exact_code = np.unique(texts, return_inverse=True)
     membership = sparse.csr_matrix((np.ones(len(keep)), (np.arange(len(keep)), exact_code)))
     links = membership @ membership.T  # questions sharing a normalised text
-    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
-                              max_df=NEAR_MAX_DF if len(texts) > 1 / NEAR_MAX_DF else 1.0).fit_transform(texts)
+    vectors = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(texts)
     close = near_pairs(vectors, threshold)
     _, group = connected_components(links + close, directed=False)
     members = frame.iloc[keep].assign(norm=texts, group=group)
@@ -246,16 +247,16 @@ def text_profile(texts: Sequence[object], vocabulary: set[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def vocabulary(texts: Sequence[object]) -> set[str]:
-    """The folded words of ``texts``."""
-    return {w for t in texts for w in _WORDS.findall(fold_text(clean_text(t)))}
+def word_questions(texts: Sequence[object]) -> Counter[str]:
+    """How many of ``texts`` hold each folded word."""
+    return Counter(w for t in texts for w in set(_WORDS.findall(fold_text(clean_text(t)))))
 
 
 @dataclass
 class TestComparison:
     """Labelled and test questions profiled alike, and the flags that say where they differ."""
 
-    labelled: pd.DataFrame  # text_profile of the labelled questions (their unseen words: none)
+    labelled: pd.DataFrame  # text_profile of the labelled questions, unseen words: those of no other labelled one
     test: pd.DataFrame  # text_profile of the test questions against the labelled vocabulary
     long_words: int  # the labelled questions' 99th percentile of words
 
@@ -264,8 +265,8 @@ class TestComparison:
         return {
             f"longer than {self.long_words} words (labelled 99th percentile)": profile["words"] > self.long_words,
             "one word or fewer": profile["words"] <= 1,
-            "at least one word never seen in the labelled questions": profile["unseen_words"] > 0,
-            "half or more of its words never seen": (profile["unseen_share"] >= 0.5) & (profile["words"] > 0),
+            "at least one unseen word": profile["unseen_words"] > 0,
+            "half or more of its words unseen": (profile["unseen_share"] >= 0.5) & (profile["words"] > 0),
             "another language than French": ~profile["language"].isin(["fr", "unknown"]),
             "empty or junk": profile["junk"] != "",
         }
@@ -296,9 +297,11 @@ class TestComparison:
 
 
 def compare_test(labelled: Sequence[object], test: Sequence[object]) -> TestComparison:
-    """Profile both sets; the test questions' unseen words are counted against the labelled vocabulary."""
-    seen = vocabulary(labelled)
-    labelled_profile = text_profile(labelled, seen)
+    """Profile both sets. A test question's unseen words are those of no labelled question; a labelled
+    question's, those of no other labelled question (what a model trained without it would not know)."""
+    counts = word_questions(labelled)
+    labelled_profile = text_profile(labelled, {w for w, n in counts.items() if n > 1})
+    seen = set(counts)
     long_words = int(np.percentile(labelled_profile["words"], 99)) if len(labelled_profile) else 0
     return TestComparison(labelled_profile, text_profile(test, seen), long_words)
 
@@ -359,6 +362,8 @@ def relabel_experiment(data: SplitData, train_ids: Sequence[int], train_issues: 
 
 # --------------------------------------------------------------------------------------------- charts
 LENGTH_CAP = 150  # words: longer questions share the last histogram bin
+# Room around a chart: the browser's font runs wider than the one the SVG was laid out with.
+PADDING = {"left": 90, "right": 60, "top": 5, "bottom": 5}
 
 
 def issues_chart(per_intent: pd.DataFrame) -> alt.Chart:
@@ -370,18 +375,18 @@ def issues_chart(per_intent: pd.DataFrame) -> alt.Chart:
         color=alt.Color("share:Q", title="share of the intent", scale=alt.Scale(scheme="orangered"),
                         legend=alt.Legend(format=".0%")),
         tooltip=["label", "questions", "issues", alt.Tooltip("share:Q", format=".1%")],
-    ).properties(width=380, height=alt.Step(12))
+    ).properties(width=380, height=alt.Step(12), padding=PADDING)
 
 
 def pairs_chart(pairs: pd.DataFrame, top: int = 25) -> alt.Chart:
     """Bars: the ``top`` most frequent given → suggested intent pairs among the flagged questions."""
     data = pairs.head(top)
-    return alt.Chart(data, title=f"Between which intents the likely errors fall (top {len(data)} pairs)").mark_bar(
-    ).encode(
-        y=alt.Y("pair:N", sort=data["pair"].tolist(), title="given intent → suggested intent",
-                axis=alt.Axis(labelLimit=600)),
+    title = alt.Title(f"Between which intents the likely errors fall: the {len(data)} most frequent pairs",
+                      subtitle="given intent → suggested intent")
+    return alt.Chart(data, title=title).mark_bar().encode(
+        y=alt.Y("pair:N", sort=data["pair"].tolist(), title=None, axis=alt.Axis(labelLimit=600)),
         x=alt.X("issues:Q", title="questions flagged"), tooltip=["given", "suggested", "issues"],
-    ).properties(width=300, height=alt.Step(14))
+    ).properties(width=300, height=alt.Step(14), padding=PADDING)
 
 
 def lengths_chart(comparison: TestComparison) -> alt.Chart:
@@ -394,7 +399,7 @@ def lengths_chart(comparison: TestComparison) -> alt.Chart:
     ).transform_calculate(share="datum.count / datum.total").mark_line(interpolate="step-after").encode(
         x=alt.X("bin:Q", title="words"), y=alt.Y("share:Q", title="share of the set", axis=alt.Axis(format="%")),
         color=alt.Color("set:N", title=None),
-    ).properties(width=520, height=220)
+    ).properties(width=520, height=220, padding=PADDING)
 
 
 def flags_chart(summary: pd.DataFrame) -> alt.Chart:
@@ -405,7 +410,7 @@ def flags_chart(summary: pd.DataFrame) -> alt.Chart:
         y=alt.Y("flag:N", sort=summary["flag"].tolist(), title=None, axis=alt.Axis(labelLimit=400)),
         yOffset="set:N", x=alt.X("share:Q", title="share of the set", axis=alt.Axis(format="%")),
         color=alt.Color("set:N", title=None), tooltip=["flag", "set", "count", alt.Tooltip("share:Q", format=".2%")],
-    ).properties(width=360)
+    ).properties(width=360, padding=PADDING)
 
 
 # --------------------------------------------------------------------------------------------- record

@@ -118,6 +118,7 @@ def test_junk_and_language() -> None:
 
 def test_test_profile_counts_what_differs() -> None:
     labelled = ["doliprane enceinte ?", "posologie du spasfon ?", "spasfon et doliprane ensemble ?"] * 10
+    labelled[0] = "doliprane enceinte, urgent ?"  # the only labelled question with "urgent"
     test = ["doliprane enceinte ?", "pyostatine enceinte ?", "", "What is the dose of this medicine for a child?",
             " ".join(["spasfon"] * 40)]
     comparison = dq.compare_test(labelled, test)
@@ -125,10 +126,10 @@ def test_test_profile_counts_what_differs() -> None:
     summary = comparison.summary().set_index("flag")
     counts = dict(zip(summary.index, summary["test"]))
     assert comparison.long_words == 4 and list(counts.values()) == [2, 1, 2, 2, 1, 1]
-    assert summary["labelled"].sum() == 0 and summary["test_share"].iloc[0] == pytest.approx(2 / 5)
+    assert summary["labelled"].tolist() == [0, 0, 1, 0, 0, 0] and summary["test_share"].iloc[0] == pytest.approx(2 / 5)
     examples = comparison.examples()
     assert examples["another language than French"] == ["What is the dose of this medicine for a child?"]
-    assert examples["at least one word never seen in the labelled questions"][0].startswith("What")
+    assert examples["at least one unseen word"][0].startswith("What")
     assert examples["empty or junk"] == [""]
 
 
@@ -179,5 +180,5 @@ def test_data_quality_notebook_writes_its_files(tmp_path: Path, trained_model_di
     assert [r["variant"] for r in record["relabel_experiment"]["results"]] == ["baseline", "without top 3",
                                                                                "relabelled top 3"]
     html = (root / "reports" / "06_data_quality.html").read_text(encoding="utf-8")
-    assert html.count('src="data:image/svg+xml') == 3 and "Conflicting duplicates" in html
+    assert html.count('src="data:image/svg+xml') == 4 and "Conflicting duplicates" in html
     assert not re.search(r"""(src|href)=["']https?://""", html), "the report must open offline"
