@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from intent_lib.intents import intent_names
 from intent_lib.model import ModelParams
 from intent_lib.tuning import SplitData
 
-REPO = Path(__file__).resolve().parents[1]
 # Label errors planted in intent_lib/resources/demo: ID -> the intent the question really asks about.
 PLANTED = {400: 47, 401: 42, 402: 44, 403: 7, 404: 28, 405: 34, 406: 47, 407: 7}
 
@@ -161,20 +159,15 @@ def _val(root: Path) -> tuple[list[str], list[int]]:
 
 
 @pytest.mark.slow
-def test_data_quality_notebook_writes_its_files(tmp_path: Path, trained_model_dir: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    root = tmp_path / "project"
-    shutil.copytree(trained_model_dir, root)
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    monkeypatch.setenv("POSOS_ROOT", str(root))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
+def test_data_quality_notebook_writes_its_files(project: Path, demo_frame: pd.DataFrame) -> None:
+    root = project
     pipeline.run_notebooks(root, ("06_data_quality",),
                            {"run_experiment": True, "experiment_tops": [3], "n_resamples": 40})
     issues = pd.read_csv(root / "reports" / "label_issues.csv")
     assert tuple(issues.columns) == dq.ISSUE_COLUMNS and set(issues["ID"].head(4)) <= set(PLANTED)
     record = json.loads((root / "reports" / "data_quality.json").read_text(encoding="utf-8"))
     assert record["label_issues"]["count"] == len(issues)
-    assert record["labelled_questions"] == sum(1 for _ in open(REPO / "intent_lib/resources/demo/output_train.csv")) - 1
+    assert record["labelled_questions"] == len(demo_frame)
     assert record["duplicates"]["counts"]["exact_conflicting_groups"] >= 1
     assert record["test"]["questions"] == 60 and len(record["test"]["flags"]) == 6
     assert [r["variant"] for r in record["relabel_experiment"]["results"]] == ["baseline", "without top 3",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,6 @@ from intent_lib.refit import SplitData
 from intent_lib.split import Split
 from intent_lib.variability import bootstrap_predictions
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _predictions(n: int = 400, k: int = 7, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -62,17 +60,6 @@ def test_fast_refit_predicts_what_the_full_model_predicts(trained_model_dir: Pat
     full = fit_model(train["question"], train["intention"], params).predict(val["question"].tolist())
     fast = SplitData(split, trained_model_dir).predict(params)
     np.testing.assert_array_equal(fast, full)
-
-
-@pytest.fixture
-def project(tmp_path: Path, trained_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the demo project with the repository's notebooks, the kernel rooted there."""
-    root = tmp_path / "project"
-    shutil.copytree(trained_model_dir, root)
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    monkeypatch.setenv("POSOS_ROOT", str(root))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
-    return root
 
 
 @pytest.mark.slow
