@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import warnings
 from collections import Counter
@@ -38,11 +37,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
 
 from intent_lib.charts import intent_label
-from intent_lib.data import Split
 from intent_lib.features import clean_text, fold_text
 from intent_lib.metrics import bootstrap_scores, format_interval, percentile_interval
 from intent_lib.model import ModelParams
-from intent_lib.tuning import SplitData, fit_predict
+from intent_lib.files import write_json
+from intent_lib.refit import SplitData, fit_predict
+from intent_lib.split import Split
 
 ISSUE_COLUMNS = ("rank", "ID", "question", "given_intent", "given_name", "suggested_intent", "suggested_name",
                  "quality", "given_probability", "suggested_probability")
@@ -430,8 +430,8 @@ def quality_record(*, dataset: dict[str, Any], parameters: dict[str, Any], issue
         "parameters": parameters,
         "labelled_questions": labelled_rows,
         "label_issues": {
-            "what": "cleanlab find_label_issues (prune_by_noise_rate) on 5-fold out-of-fold calibrated probabilities "
-                    "of all labelled questions, ranked by self-confidence; the full list is label_issues.csv",
+            "what": "cleanlab find_label_issues (prune_by_noise_rate) on held-out calibrated probabilities of all "
+                    "labelled questions, ranked by self-confidence; the full list is in the CSV file beside this one",
             "count": len(issues),
             "per_intent": [{"intent": int(r.intent), "name": r.name, "questions": int(r.questions),
                             "issues": int(r.issues)} for r in per_intent.itertuples() if r.issues],
@@ -463,8 +463,8 @@ def quality_record(*, dataset: dict[str, Any], parameters: dict[str, Any], issue
 
 
 def write_record(record: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False, default=_plain), encoding="utf-8")
+    """``data_quality.json``."""
+    write_json(record, path, default=_plain)
 
 
 def _plain(value: object) -> object:

@@ -13,11 +13,12 @@ import pytest
 
 from intent_lib import data_quality as dq
 from intent_lib import pipeline
-from intent_lib.data import Split
-from intent_lib.evaluation import load_saved_model
+from intent_lib.artefacts import load_checked
 from intent_lib.intents import intent_names
 from intent_lib.model import ModelParams
-from intent_lib.tuning import SplitData
+from intent_lib.paths import DATA_QUALITY_PATH, LABEL_ISSUES_PATH, MODEL_PATH, PROCESSED_DIR, REPORTS_DIR
+from intent_lib.refit import SplitData
+from intent_lib.split import Split
 
 # Label errors planted in intent_lib/resources/demo: ID -> the intent the question really asks about.
 PLANTED = {400: 47, 401: 42, 402: 44, 403: 7, 404: 28, 405: 34, 406: 47, 407: 7}
@@ -26,8 +27,8 @@ PLANTED = {400: 47, 401: 42, 402: 44, 403: 7, 404: 28, 405: 34, 406: 47, 407: 7}
 @pytest.fixture(scope="module")
 def demo_issues(trained_model_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The labelled demo questions (training rows, then validation rows) and their ranked label issues."""
-    model, card = load_saved_model(trained_model_dir / "models")
-    split = Split.read(trained_model_dir / "data" / "processed")
+    model, card = load_checked(trained_model_dir / MODEL_PATH)
+    split = Split.read(trained_model_dir / PROCESSED_DIR)
     labelled, classes, proba = dq.held_out_proba(model, card, split, *split.frames(trained_model_dir))
     return labelled, dq.label_issues(labelled, classes, proba, intent_names([int(c) for c in classes]))
 
@@ -69,8 +70,8 @@ def test_label_issues_follow_the_probabilities() -> None:
 
 
 def test_a_model_from_another_split_is_refused(trained_model_dir: Path) -> None:
-    model, card = load_saved_model(trained_model_dir / "models")
-    split = Split.read(trained_model_dir / "data" / "processed")
+    model, card = load_checked(trained_model_dir / MODEL_PATH)
+    split = Split.read(trained_model_dir / PROCESSED_DIR)
     stale = card | {"split": card["split"] | {"train_sha256": "0" * 64}}
     with pytest.raises(dq.StaleModelError, match="make train"):
         dq.held_out_proba(model, stale, split, *split.frames(trained_model_dir))
@@ -134,9 +135,9 @@ def test_test_profile_counts_what_differs() -> None:
 def test_relabel_experiment_pairs_every_variant_with_the_baseline(trained_model_dir: Path,
                                                                   demo_issues: tuple[pd.DataFrame, pd.DataFrame]) -> None:
     labelled, _ = demo_issues
-    split = Split.read(trained_model_dir / "data" / "processed")
+    split = Split.read(trained_model_dir / PROCESSED_DIR)
     train, _ = split.frames(trained_model_dir)
-    model, _ = load_saved_model(trained_model_dir / "models")
+    model, _ = load_checked(trained_model_dir / MODEL_PATH)
     classifier = model.named_steps["classifier"]
     train_issues = dq.label_issues(train, classifier.classes_, classifier.oof_proba_.astype(float), intent_names())
     experiment = dq.relabel_experiment(SplitData(split, trained_model_dir), train["ID"], train_issues, ModelParams(),
@@ -154,7 +155,7 @@ def test_relabel_experiment_pairs_every_variant_with_the_baseline(trained_model_
 
 
 def _val(root: Path) -> tuple[list[str], list[int]]:
-    _, val = Split.read(root / "data" / "processed").frames(root)
+    _, val = Split.read(root / PROCESSED_DIR).frames(root)
     return val["question"].tolist(), val["intention"].tolist()
 
 
@@ -163,15 +164,15 @@ def test_data_quality_notebook_writes_its_files(project: Path, demo_frame: pd.Da
     root = project
     pipeline.run_notebooks(root, ("06_data_quality",),
                            {"run_experiment": True, "experiment_tops": [3], "n_resamples": 40})
-    issues = pd.read_csv(root / "reports" / "label_issues.csv")
+    issues = pd.read_csv(root / LABEL_ISSUES_PATH)
     assert tuple(issues.columns) == dq.ISSUE_COLUMNS and set(issues["ID"].head(4)) <= set(PLANTED)
-    record = json.loads((root / "reports" / "data_quality.json").read_text(encoding="utf-8"))
+    record = json.loads((root / DATA_QUALITY_PATH).read_text(encoding="utf-8"))
     assert record["label_issues"]["count"] == len(issues)
     assert record["labelled_questions"] == len(demo_frame)
     assert record["duplicates"]["counts"]["exact_conflicting_groups"] >= 1
     assert record["test"]["questions"] == 60 and len(record["test"]["flags"]) == 6
     assert [r["variant"] for r in record["relabel_experiment"]["results"]] == ["baseline", "without top 3",
                                                                                "relabelled top 3"]
-    html = (root / "reports" / "06_data_quality.html").read_text(encoding="utf-8")
+    html = (root / REPORTS_DIR / "06_data_quality.html").read_text(encoding="utf-8")
     assert html.count('src="data:image/svg+xml') == 4 and "Conflicting duplicates" in html
     assert not re.search(r"""(src|href)=["']https?://""", html), "the report must open offline"
