@@ -2,14 +2,14 @@
 
 * Label issues: every labelled question gets calibrated probabilities from a model that never saw it, with
   no refit: the training rows' 5-fold out-of-fold probabilities kept by the saved classifier, the saved
-  model's predictions of the validation rows; cleanlab's
-  ``find_label_issues`` flags the questions whose given intent the cross-validated model doubts, ranked by
-  ``get_label_quality_scores`` (self-confidence: the probability of the given intent, lowest first).
+  model's predictions of the validation rows. cleanlab's ``find_label_issues`` flags the questions whose
+  given intent these probabilities doubt, ranked by ``get_label_quality_scores`` (self-confidence: the
+  probability of the given intent, lowest first).
 * Conflicting duplicates: questions equal after normalisation (exact) or with a cosine of at least
-  ``threshold`` between their TF-IDF vectors of character 3-5-grams (near), joined into groups (connected components), kept when a group carries more than
-  one intent. Each conflict is one group.
-* Test profile: length, vocabulary never seen in the labelled questions, language (stop words of a few
-  languages counted), empty or junk text; shares of the labelled and test questions side by side.
+  ``threshold`` between their TF-IDF vectors of character 3-5-grams (near), joined into groups (connected
+  components), kept when a group carries more than one intent. Each conflict is one group.
+* Test profile: length, words of no labelled question (for a labelled one: of no other one), language (stop
+  words of a few languages counted), empty or junk text; labelled and test questions side by side.
 * Relabel experiment (off by default): issues found on the training rows only; the model refitted without
   the top-ranked ones and with their suggested intents; paired bootstrap on the untouched validation split.
 """

@@ -132,9 +132,7 @@ def test_test_profile_counts_what_differs() -> None:
     assert examples["empty or junk"] == [""]
 
 
-def test_relabel_experiment_pairs_every_variant_with_the_baseline(trained_model_dir: Path,
-                                                                  demo_issues: tuple[pd.DataFrame, pd.DataFrame]) -> None:
-    labelled, _ = demo_issues
+def test_relabel_experiment_pairs_every_variant_with_the_baseline(trained_model_dir: Path) -> None:
     split = Split.read(trained_model_dir / PROCESSED_DIR)
     train, _ = split.frames(trained_model_dir)
     model, _ = load_checked(trained_model_dir / MODEL_PATH)
