@@ -417,7 +417,7 @@ def flags_chart(summary: pd.DataFrame) -> alt.Chart:
 def write_issues(issues: pd.DataFrame, path: Path) -> None:
     """``label_issues.csv``: the ranked issues, one row per question."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    issues.to_csv(path, index=False, float_format="%.4f")
+    issues.to_csv(path, index=False, float_format="%.4g")
 
 
 def quality_record(*, dataset: dict[str, Any], parameters: dict[str, Any], issues: pd.DataFrame,
