@@ -280,14 +280,11 @@ class TestComparison:
         return pd.DataFrame(rows)
 
     def examples(self, n: int = EXAMPLES) -> dict[str, list[str]]:
-        """Up to ``n`` test questions per flag (most extreme first where it applies)."""
-        order = {"words": False, "unseen_share": False}
+        """Up to ``n`` test questions per flag: most unseen words first for the vocabulary flags, else longest first."""
         out = {}
         for flag, mask in self.flags(self.test).items():
-            picked = self.test[mask]
-            key = "unseen_share" if "seen" in flag else "words"
-            picked = picked.sort_values(key, ascending=order[key], kind="stable")
-            out[flag] = picked["question"].head(n).tolist()
+            key = "unseen_share" if "unseen" in flag else "words"
+            out[flag] = self.test[mask].sort_values(key, ascending=False, kind="stable")["question"].head(n).tolist()
         return out
 
     def lengths(self) -> pd.DataFrame:
