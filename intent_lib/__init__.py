@@ -19,6 +19,7 @@ Modules, one job each (ARCHITECTURE.md draws how they fit):
     variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds) (notebook 04)
     best_params the tuned-parameters file: build, write, read, summarise
     tuning      Optuna search: search space, storages, worker processes (notebook 05)
+    data_quality likely label errors, conflicting duplicates, test-vs-labelled profile (notebook 06)
     charts      altair charts rendered to inline SVG
     pipeline    run the notebooks with papermill and render HTML reports
 """

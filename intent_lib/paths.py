@@ -47,6 +47,8 @@ INDEX_FILE = "index.html"
 METRICS_PATH = REPORTS_DIR / "metrics.json"  # 03_evaluate
 VARIABILITY_PATH = REPORTS_DIR / "variability.json"  # 04_variability
 TUNING_PATH = REPORTS_DIR / "tuning.json"  # 05_tune: the search's outcome, whether or not it beat the defaults
+DATA_QUALITY_PATH = REPORTS_DIR / "data_quality.json"  # 06_data_quality
+LABEL_ISSUES_PATH = REPORTS_DIR / "label_issues.csv"  # 06_data_quality: likely label errors, ranked
 PREDICTIONS_PATH = REPORTS_DIR / "predictions_test.csv"  # make test
 
 # bench/results/: what `make bench` and `make bench-api` measured.
@@ -54,7 +56,7 @@ BENCH_RESULTS_DIR = Path("bench") / "results"
 
 # notebooks/: the steps, in the order they run.
 NOTEBOOKS_DIR = Path("notebooks")
-TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability")  # make train
+TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability", "06_data_quality")  # make train
 TUNE_NOTEBOOKS = ("05_tune",)  # make tune
 
 

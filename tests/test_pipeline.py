@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from intent_lib.paths import TRAIN_NOTEBOOKS
+
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
@@ -58,7 +60,7 @@ def test_metrics_json_is_sane(demo_run) -> None:
 def test_html_reports_open_offline_and_warn_about_demo_data(demo_run) -> None:
     root, _ = demo_run
     reports = sorted((root / "reports").glob("0*.html"))
-    assert [p.stem for p in reports] == ["01_split", "02_train", "03_evaluate", "04_variability"]
+    assert [p.stem for p in reports] == list(TRAIN_NOTEBOOKS)
     for report in reports:
         page = report.read_text()
         assert "DEMO DATA" in page and "Run metadata" in page

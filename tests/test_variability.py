@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from intent_lib.refit import FeatureCache, SplitData
 from intent_lib.split import Split
 from intent_lib.variability import bootstrap_predictions, refit_over_seeds
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _predictions(n: int = 400, k: int = 7, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -74,16 +72,6 @@ def test_refits_in_worker_processes_score_as_in_one_process(demo_frame) -> None:
     pd.testing.assert_frame_equal(alone.runs.drop(columns="seconds"), shared.runs.drop(columns="seconds"))
     pd.testing.assert_frame_equal(alone.per_intent, shared.per_intent)
 
-
-@pytest.fixture
-def project(tmp_path: Path, trained_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the demo project with the repository's notebooks, the kernel rooted there."""
-    root = tmp_path / "project"
-    shutil.copytree(trained_model_dir, root)
-    shutil.copytree(REPO / "notebooks", root / "notebooks")
-    monkeypatch.setenv("POSOS_ROOT", str(root))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
-    return root
 
 
 @pytest.mark.slow
