@@ -162,7 +162,6 @@ class MicroBatcher:
         self.chunk_chars = chunk_chars
         self.max_batch_requests = max_batch_requests
         self.on_call: Callable[[int], None] | None = None  # told each model call's size (metrics)
-        self._in_flight: list[asyncio.Future[Any]] = []
         self._singles: deque[_Single] = deque()
         self._batches: deque[_Batch] = deque()
         self._active_batches = 0
@@ -249,18 +248,17 @@ class MicroBatcher:
             self._batches.append(batch)  # back of the line: batches take turns
 
     async def _call(self, futures: list["asyncio.Future[Any]"], queries: list[str], k: int) -> list["Prediction"]:
-        """One model call in a worker thread; ``futures`` are failed by ``stop`` if it is cut short."""
+        """One model call in a worker thread; if the batcher is stopped meanwhile, ``futures`` get a 503."""
         if self.on_call is not None:
             self.on_call(len(queries))
-        self._in_flight = futures
         try:
             return await anyio.to_thread.run_sync(self.service.predict, queries, k)
-        finally:
-            self._in_flight = []
+        except asyncio.CancelledError:
+            for future in futures:
+                _settle(future, exc=ShuttingDown())
+            raise
 
     def _fail_all(self, exc: ServiceError) -> None:
-        for future in self._in_flight:
-            _settle(future, exc=exc)
         while self._singles:
             _settle(self._singles.popleft().future, exc=exc)
         while self._batches:
