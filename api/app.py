@@ -42,8 +42,9 @@ log = logging.getLogger("api")
 __all__ = ["MAX_BATCH", "MAX_QUERY_CHARS", "MAX_TOP_K", "app", "create_app"]
 
 STATIC_DIR = Path(__file__).parent / "static"
-# A question must hold something other than whitespace (JSON Schema patterns match anywhere in the string).
-NOT_BLANK = r"\S"
+# A question must hold a character that is not whitespace (str.isspace). Spelled out rather than \S, whose
+# meaning differs between Python's re and the ECMA regexes of JSON Schema; patterns match anywhere.
+NOT_BLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 Question = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK,
                                        description=f"A question, 1 to {MAX_QUERY_CHARS:,} characters, not blank.")]

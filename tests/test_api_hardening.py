@@ -21,7 +21,7 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from api.app import create_app, drain_on_sigterm
+from api.app import NOT_BLANK, create_app, drain_on_sigterm
 from api.logs import JsonFormatter
 from api.security import PAGE_CSP, SWAGGER_CSP
 from api.service import MicroBatcher, ModelService, Overloaded, Prediction, Scored, ShuttingDown
@@ -449,3 +449,8 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(model_path: Path)
             process.kill()
         _, err = process.communicate()
     assert "Traceback" not in err, err
+
+
+def test_the_not_blank_pattern_means_what_str_isspace_means() -> None:
+    pattern = re.compile(NOT_BLANK)
+    assert [hex(c) for c in range(0x110000) if (pattern.search(chr(c)) is None) != chr(c).isspace()] == []
