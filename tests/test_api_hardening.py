@@ -26,7 +26,7 @@ from api.logs import JsonFormatter
 from api.security import PAGE_CSP, SWAGGER_CSP
 from api.service import MicroBatcher, ModelService, Overloaded, Prediction, Scored, ShuttingDown
 from api.settings import CHUNK_CHARS, MAX_BATCH, MAX_HEADER_BYTES, MAX_QUERY_CHARS, Settings
-from intent_lib.model import file_sha256
+from intent_lib.files import sha256_of as file_sha256
 from tests.test_api import assert_error, edit_card, model_copy, start_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -374,9 +374,9 @@ def test_a_card_with_malformed_fields_is_refused_in_one_line(model_path: Path, t
 
 
 @pytest.mark.parametrize("payload, reason", [
-    (b"not a pickle at all", "not a readable model pickle"),
-    (pickle.dumps({"a": 1}), "not a fitted model"),
-    (pickle.dumps([1, 2, 3])[:-4], "not a readable model pickle"),
+    (b"not a pickle at all", "cannot be unpickled"),
+    (pickle.dumps({"a": 1}), "not a fitted intent model"),
+    (pickle.dumps([1, 2, 3])[:-4], "cannot be unpickled"),
 ], ids=["garbage", "dict", "truncated"])
 def test_a_pickle_whose_hash_matches_but_is_no_model_is_refused_in_one_line(
         model_path: Path, tmp_path: Path, payload: bytes, reason: str) -> None:
