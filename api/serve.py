@@ -22,7 +22,7 @@ import uvicorn
 
 from api.logs import log_config
 from api.service import ModelService, StartupError
-from api.settings import GRACEFUL_SHUTDOWN_SECONDS, MAX_HEADER_BYTES, Settings
+from api.settings import GRACEFUL_SHUTDOWN_SECONDS, MAX_HEADER_BYTES, WORKER_HEALTHCHECK_SECONDS, Settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4002
@@ -72,7 +72,7 @@ def main() -> int:
     logging.getLogger("uvicorn.error").addFilter(failed)
     uvicorn.run("api.app:app", host=host, port=port, workers=workers, access_log=False, server_header=False,
                 log_config=log_config(settings.log_format), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
     return STARTUP_FAILURE if failed.seen else 0
 
 

@@ -30,6 +30,9 @@ CHUNK_CHARS = 20_000
 RETRY_AFTER_SECONDS = 2
 # Seconds uvicorn lets in-flight requests finish after SIGTERM before it closes them.
 GRACEFUL_SHUTDOWN_SECONDS = 30
+# Seconds uvicorn's supervisor waits for a worker's answer to its ping before killing and restarting it
+# (uvicorn's 5 s default restarts workers in a loop while they import and load the model on busy cores).
+WORKER_HEALTHCHECK_SECONDS = 120
 
 
 def _flag(name: str) -> bool:
