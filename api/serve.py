@@ -72,7 +72,8 @@ def main() -> int:
     logging.getLogger("uvicorn.error").addFilter(failed)
     uvicorn.run("api.app:app", host=host, port=port, workers=workers, access_log=False, server_header=False,
                 log_config=log_config(settings.log_format), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
     return STARTUP_FAILURE if failed.seen else 0
 
 
