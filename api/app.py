@@ -144,8 +144,8 @@ async def _check_body(request: Request) -> None:
     try:
         msgspec.json.decode(body)
     except RecursionError:
-        raise HTTPException(status_code=400, detail='The request body nests too deeply: send '
-                                                    '{"queries": ["..."], "top_k": 3}.', extra={"field": "body"}) from None
+        raise HTTPException(status_code=400, extra={"field": "body"},
+                            detail='The request body nests too deeply: send {"queries": ["..."], "top_k": 3}.') from None
     except msgspec.DecodeError:
         pass  # malformed JSON: Litestar's decoder says where
 
