@@ -24,6 +24,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,14 +58,16 @@ def server(workers: int, start_timeout: float = 300) -> Iterator[int]:
     """``python -m api.serve`` with ``workers`` workers on a free loopback port, until the block ends."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": str(workers)}
+    log = tempfile.TemporaryFile("w+")  # the server's log (an access line per request): read only on failure
     process = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         deadline = time.monotonic() + start_timeout
         with httpx.Client(timeout=5) as client:
             while True:
                 if process.poll() is not None:
-                    raise SystemExit(f"the server stopped: {process.stderr.read().strip()[-500:]}")
+                    log.seek(0)
+                    raise SystemExit(f"the server stopped: {log.read().strip()[-500:]}")
                 try:
                     if client.get(f"http://127.0.0.1:{port}/health").status_code == 200:
                         break
@@ -80,6 +83,7 @@ def server(workers: int, start_timeout: float = 300) -> Iterator[int]:
             process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 def summary(ms: list[float]) -> dict[str, float]:
