@@ -4,6 +4,7 @@ documented, invalid data rejected, valid data accepted, 405 with Allow for undoc
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_api_hardening import free_port, serve
+from tests.test_api_hardening import ROOT, free_port
 
 MIN_CASES = 1_000
 EXAMPLES_PER_OPERATION = 400  # ~1,100-1,300 cases over the 5 operations, 2-3 minutes on 2 busy cores
@@ -23,15 +24,19 @@ SEED = 20261126  # fixed: the same cases on every run, so a failure reproduces
 
 
 @pytest.fixture(scope="module")
-def server_url(trained_model_dir: Path):
+def server_url(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
-    process = serve({"PORT": str(port), "HOST": "127.0.0.1", "WORKERS": "1",
-                     "MODEL_PATH": str(trained_model_dir / "models" / "intent_model.pkl")})
+    log = tmp_path_factory.mktemp("contract") / "server.log"  # a file: an unread pipe would fill and block
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WORKERS": "1",
+           "MODEL_PATH": str(trained_model_dir / "models" / "intent_model.pkl")}
+    with log.open("w") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
         while True:
-            assert process.poll() is None, process.communicate()[1]
+            assert process.poll() is None, log.read_text()[-2000:]
             try:
                 if httpx.get(f"{url}/health", timeout=5).status_code == 200:
                     break
