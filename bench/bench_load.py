@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,17 +101,20 @@ class User:
         self.port = port
         self.connection = Connection("127.0.0.1", port)
 
+    statuses: Counter[str] = Counter()  # every answer by status (or exception name), over all users
+
     async def send(self, method: str, target: str, body: bytes = b"") -> tuple[float, bool]:
         started = time.perf_counter()
         try:
             if self.connection.writer is None:
                 await self.connection.open()
-            ok = await self.connection.send(method, target, body) == 200
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+            status = str(await self.connection.send(method, target, body))
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             await self.connection.close()
             self.connection = Connection("127.0.0.1", self.port)
-            ok = False
-        return 1000 * (time.perf_counter() - started), ok
+            status = type(exc).__name__
+        User.statuses[f"{method} {status}"] += 1
+        return 1000 * (time.perf_counter() - started), status == "200"
 
 
 def batch_body(texts: list[str], size: int, offset: int) -> bytes:
@@ -230,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Mixed load, {args.workers} workers, concurrency {args.concurrency}: {result['requests']:,} requests "
           f"in {result['seconds']} s = {result['throughput_rps']:,} req/s ({result['questions_per_s']:,} "
           f"questions/s), errors {result['errors']}")
+    print(f"  answers: {dict(User.statuses)}")
     print(line("GET /intent", result["get"]))
     print(line(f"POST /intent ({args.batch_size} questions)", result["post"]))
     report: dict[str, object] = {"questions": source, "cpus": os.cpu_count(), "args": vars(args) | {"output": None},
