@@ -19,7 +19,7 @@ import pytest
 from tests.test_api_hardening import ROOT, free_port
 
 MIN_CASES = 1_000
-EXAMPLES_PER_OPERATION = 400  # ~1,100-1,300 cases over the 5 operations, 2-3 minutes on 2 busy cores
+EXAMPLES_PER_OPERATION = 600  # ~1,300 cases over the 5 operations: about 30 s on 2 busy cores
 SEED = 20261126  # fixed: the same cases on every run, so a failure reproduces
 
 
