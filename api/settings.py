@@ -5,7 +5,7 @@ Limits are constants (the OpenAPI document states them); operating settings come
     LOG_FORMAT        ``text`` (default) or ``json``: one JSON object per log line
     LOG_QUERIES       ``1`` to log question texts (for debugging only; off by default: they are health data)
     REQUEST_TIMEOUT   seconds a request may wait for the model before a 503 with Retry-After (default 30)
-    MAX_BATCH_REQUESTS  batch requests one worker predicts at once; more answer 429 (default 16)
+    MAX_BATCH_REQUESTS  batch requests one worker predicts at once; more answer 429 (default 64)
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Settings:
     log_format: str = "text"
     log_queries: bool = False
     request_timeout: float = 30.0
-    max_batch_requests: int = 16
+    max_batch_requests: int = 64
 
     @classmethod
     def from_env(cls) -> "Settings":
