@@ -1,10 +1,17 @@
-# API image: serves the model in /app/models (mounted read-only at run time, never copied in) with uvicorn.
+# API image: serves models/intent_model.pkl (mounted read-only at run time, never copied in: whoever can write
+# models/ can run code in the server) with uvicorn under tini, one worker per core unless WORKERS says otherwise.
 # No spaCy model is needed: the pickle carries its word vectors.
 #   docker build -f api.Dockerfile -t posos-intent-api .
-#   docker run --rm -p 4002:4002 -v "$PWD/models:/app/models:ro" posos-intent-api
+#   docker run --rm -p 127.0.0.1:4002:4002 -v "$PWD/models:/app/models:ro" [-e WORKERS=2] posos-intent-api
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+    HOST=0.0.0.0 PORT=4002
+
+# tini as PID 1: forwards SIGTERM to the server (which drains, then exits 0) and reaps the worker processes.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
 COPY requirements/serve.lock requirements/serve.lock
@@ -22,4 +29,6 @@ USER 10001:10001
 EXPOSE 4002
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:4002/health', timeout=4).status != 200)"]
-CMD ["uvicorn", "api.app:app", "--host", "0.0.0.0", "--port", "4002"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/bin/tini", "--"]
+CMD ["python", "-m", "api.serve"]

@@ -1,13 +1,17 @@
 """The intent API: Litestar app serving the pickled model at ``/intent``, its card, its health and a web page.
 
-Run with ``uvicorn api.app:app --port 4002``. The model is ``MODEL_PATH`` (default ``models/intent_model.pkl``,
-relative to the working directory) with ``model_card.json`` beside it; both are checked and loaded once at
-start-up, and a missing or mismatching model stops the start with a one-line message saying what to do.
+Run with ``python -m api.serve`` (or ``uvicorn api.app:app --port 4002``). The model is ``MODEL_PATH`` (default
+``models/intent_model.pkl``, relative to the working directory) with ``model_card.json`` beside it; both are
+checked and loaded once at start-up, and a missing or malformed model stops the start with a one-line message.
+Every limit (api/settings.py) is in the OpenAPI document; every error is ``{"status_code", "detail", "field"}``.
 """
 
+import asyncio
 import logging
 import re
+import signal
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,32 +19,41 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.openapi import OpenAPIConfig
+from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.params import Body, QueryParameter
 from litestar.static_files import create_static_files_router
 from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import Receive, Scope, Send
 
-from api.service import MicroBatcher, ModelService, Prediction, StartupError
+from api import metrics
+from api.logs import AccessLog
+from api.security import Guard
+from api.service import MicroBatcher, ModelService, NotReady, Prediction, ServiceError, StartupError, TimedOut
+from api.settings import (DEFAULT_TOP_K, MAX_BATCH, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_QUERY_CHARS, MAX_TOP_K,
+                          Settings)
 from intent_lib import __version__
 
 log = logging.getLogger("api")
 
-MAX_QUERY_CHARS = 5_000
-MAX_BATCH = 1_000
-MAX_TOP_K = 51
-DEFAULT_TOP_K = 3
-# A full batch of 1,000 queries of 5,000 characters is ~5 MB of plain UTF-8 JSON; escapes can grow it.
-MAX_BODY_BYTES = 16_000_000
+__all__ = ["MAX_BATCH", "MAX_QUERY_CHARS", "MAX_TOP_K", "app", "create_app"]
+
 STATIC_DIR = Path(__file__).parent / "static"
+# A question must hold a character that is not whitespace (str.isspace). Spelled out rather than \S, whose
+# meaning differs between Python's re and the ECMA regexes of JSON Schema; patterns match anywhere.
+NOT_BLANK = r"[^\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+Question = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK,
+                                       description=f"A question, 1 to {MAX_QUERY_CHARS:,} characters, not blank.")]
+TopK = Annotated[int, msgspec.Meta(ge=1, le=MAX_TOP_K, description=f"How many intents to return (1 to {MAX_TOP_K}).")]
 
 
 class BatchRequest(msgspec.Struct, forbid_unknown_fields=True):
-    queries: list[str]
-    top_k: int = DEFAULT_TOP_K
+    queries: Annotated[list[Question], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+    top_k: TopK = DEFAULT_TOP_K
 
 
 class BatchResponse(msgspec.Struct):
@@ -52,80 +65,127 @@ class Health(msgspec.Struct):
     model_version: str | None = None
 
 
-# ---------------------------------------------------------------------------------------------- validation
+class ErrorBody(msgspec.Struct, omit_defaults=True):
+    """Every error: the status, a sentence saying what to change, and the offending field when there is one."""
+
+    status_code: int
+    detail: str
+    field: str | None = None
+    extra: list[dict[str, Any]] | dict[str, Any] | None = None
 
 
-def _bad(status: int, field: str, detail: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail, extra={"field": field})
+# ---------------------------------------------------------------------------------------------- documentation
 
-
-def _check_query(query: str, field: str) -> None:
-    if not query.strip():
-        raise _bad(400, field, f"{field} must not be empty or blank: send the question to classify.")
-    if len(query) > MAX_QUERY_CHARS:
-        raise _bad(HTTP_422_UNPROCESSABLE_ENTITY, field,
-                   f"{field} is {len(query):,} characters long; at most {MAX_QUERY_CHARS:,} are accepted.")
-
-
-def _check_top_k(k: int) -> None:
-    if not 1 <= k <= MAX_TOP_K:
-        raise _bad(400, "top_k", f"top_k must be between 1 and {MAX_TOP_K}, got {k}.")
-
-
-def _service(request: Request) -> ModelService:
-    service: ModelService = request.app.state.model_service
-    if not service.loaded:
-        raise HTTPException(status_code=503, detail="The model is not loaded yet.")
-    return service
+def _errors(*codes: int) -> dict[int, ResponseSpec]:
+    """The documented error responses of a route, all with the JSON error shape."""
+    described = {
+        400: "A missing, blank or malformed parameter or body (invalid JSON, invalid UTF-8, nesting too deep)",
+        413: f"The body is over {MAX_BODY_BYTES:,} bytes",
+        422: f"A question over {MAX_QUERY_CHARS:,} characters or a batch over {MAX_BATCH:,} questions",
+        429: "Too many batch requests at once: retry after Retry-After seconds",
+        431: f"The request headers are over {MAX_HEADER_BYTES:,} bytes",
+        503: "The model is not loaded, the server is shutting down, or the request waited past its time budget: "
+             "retry after Retry-After seconds",
+    }
+    return {code: ResponseSpec(data_container=ErrorBody, description=described[code], generate_examples=False)
+            for code in codes}
 
 
 # ---------------------------------------------------------------------------------------------- handlers
 
 
-@get("/intent", summary="Classify one question")
+def _service(request: Request) -> ModelService:
+    service: ModelService = request.app.state.model_service
+    if not service.loaded:
+        raise NotReady()
+    return service
+
+
+async def _within_budget(request: Request, work: Any) -> Any:
+    """Await ``work`` within the request time budget; past it, a ``TimedOut`` (503 with Retry-After)."""
+    settings: Settings = request.app.state.settings
+    try:
+        async with asyncio.timeout(settings.request_timeout):
+            return await work
+    except TimeoutError:
+        raise TimedOut(settings.request_timeout) from None
+
+
+def _log_queries(request: Request, queries: list[str]) -> None:
+    if request.app.state.settings.log_queries:  # opt-in debugging only: questions are health data
+        log.info("request %s queries %r", request.scope["state"].get("request_id"), queries)
+
+
+@get("/intent", summary="Classify one question", responses=_errors(400, 422, 431, 503))
 async def classify(
     request: Request,
     text: Annotated[str, QueryParameter(name="query",  # `query` itself is a name Litestar reserves
+                                        min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK,
                                         description=f"The question, 1 to {MAX_QUERY_CHARS:,} characters.")],
-    top_k: Annotated[int, QueryParameter(description=f"How many intents to return (1 to {MAX_TOP_K}).")]
+    top_k: Annotated[int, QueryParameter(ge=1, le=MAX_TOP_K,
+                                         description=f"How many intents to return (1 to {MAX_TOP_K}).")]
     = DEFAULT_TOP_K,
 ) -> Prediction:
     """The most probable intent of ``query`` with its name and probability, and the ``top_k`` best intents."""
-    _check_query(text, "query")
-    _check_top_k(top_k)
     _service(request)
+    _log_queries(request, [text])
     batcher: MicroBatcher = request.app.state.batcher
-    return await batcher.predict(text, top_k)
+    return await _within_budget(request, batcher.predict(text, top_k))
 
 
-@post("/intent", sync_to_thread=True, status_code=200, summary="Classify a batch of questions")
-def classify_batch(
+async def _check_body(request: Request) -> None:
+    """Refuse, before Litestar decodes it, a body that is not UTF-8 or nests deeper than a parser can follow."""
+    body = await request.body()
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPException(status_code=400, detail=f"The request body is not valid UTF-8 (byte {exc.start}): "
+                                                    "send JSON encoded in UTF-8.", extra={"field": "body"}) from None
+    try:
+        msgspec.json.decode(body)
+    except RecursionError:
+        raise HTTPException(status_code=400, extra={"field": "body"},
+                            detail='The request body nests too deeply: send {"queries": ["..."], "top_k": 3}.') from None
+    except msgspec.DecodeError:
+        pass  # malformed JSON: Litestar's decoder says where
+
+
+@post("/intent", status_code=200, summary="Classify a batch of questions", before_request=_check_body,
+      responses=_errors(400, 413, 422, 429, 431, 503))
+async def classify_batch(
     request: Request,
     data: Annotated[BatchRequest, Body(description=f"1 to {MAX_BATCH:,} questions and top_k (default 3).")],
 ) -> BatchResponse:
-    """One prediction per query, in order, each as ``GET /intent`` returns it."""
-    if not data.queries:
-        raise _bad(400, "queries", "queries must hold at least one question.")
-    if len(data.queries) > MAX_BATCH:
-        raise _bad(HTTP_422_UNPROCESSABLE_ENTITY, "queries",
-                   f"queries holds {len(data.queries):,} questions; at most {MAX_BATCH:,} per request.")
-    for i, query in enumerate(data.queries):
-        _check_query(query, f"queries[{i}]")
-    _check_top_k(data.top_k)
-    return BatchResponse(predictions=_service(request).predict(data.queries, data.top_k))
+    """One prediction per query, in order, each as ``GET /intent`` returns it. Big batches are predicted in
+    chunks that take turns with single questions, so they never hold the model for long."""
+    _service(request)
+    _log_queries(request, data.queries)
+    batcher: MicroBatcher = request.app.state.batcher
+    return BatchResponse(predictions=await _within_budget(request, batcher.predict_many(data.queries, data.top_k)))
 
 
-@get("/health", summary="200 when the model is loaded, 503 otherwise")
+@get("/health", summary="200 when the model is loaded and the server is not shutting down, 503 otherwise",
+     responses={503: ResponseSpec(data_container=Health, description="Not loaded yet, or shutting down",
+                                  generate_examples=False), **_errors(431)})
 async def health(request: Request) -> Response[Health]:
     service: ModelService = request.app.state.model_service
+    if request.app.state.draining.is_set():
+        return Response(Health(status="shutting down"), status_code=503)
     if not service.loaded:
         return Response(Health(status="unavailable"), status_code=503)
     return Response(Health(status="ok", model_version=(service.card or {}).get("model_version")))
 
 
-@get("/version", summary="The model card: version, training date, data hash, validation metrics, libraries")
+@get("/version", summary="The model card: version, training date, data hash, validation metrics, libraries",
+     responses=_errors(431, 503))
 async def version(request: Request) -> dict[str, Any]:
     return _service(request).card or {}
+
+
+@get("/metrics", summary="Prometheus metrics: requests by route and status, latency, model calls, model version",
+     media_type=metrics.CONTENT_TYPE, responses=_errors(431))
+async def prometheus_metrics() -> Response[bytes]:
+    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
 
 @get("/", include_in_schema=False, media_type=MediaType.HTML)
@@ -134,24 +194,48 @@ async def index() -> Response[bytes]:
                     headers={"Cache-Control": "no-cache"})
 
 
+class OfflineSwagger(SwaggerRenderPlugin):
+    """Swagger UI from api/static (swagger-ui-dist 5.35.0, Apache-2.0), started by a script file rather than an
+    inline one, so the page works offline and under a CSP without 'unsafe-inline' scripts."""
+
+    def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
+        return (STATIC_DIR / "swagger.html").read_bytes()
+
+
 # ---------------------------------------------------------------------------------------------- errors
 
 
-def _error(status: int, detail: str, field: str | None = None, extra: Any = None) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"status_code": status, "detail": detail}
-    if field:
-        body["field"] = field
-    if extra:
-        body["extra"] = extra
-    return Response(body, status_code=status, media_type=MediaType.JSON)
+def _error(status: int, detail: str, field: str | None = None, extra: Any = None,
+           headers: dict[str, str] | None = None) -> Response[ErrorBody]:
+    return Response(ErrorBody(status, detail, field or None, extra or None), status_code=status,
+                    media_type=MediaType.JSON, headers=headers)
 
 
 _MISSING_PARAMETER = re.compile(r"Missing required \w+ parameter '([^']+)'")
+# msgspec's constraint messages, as a client should read them: (message pattern, status, sentence).
+_CONSTRAINTS = [
+    (re.compile(r"Expected `str` of length <= (\d+)"), HTTP_422_UNPROCESSABLE_ENTITY,
+     lambda m: f"at most {int(m[1]):,} characters are accepted"),
+    (re.compile(r"Expected `array` of length <= (\d+)"), HTTP_422_UNPROCESSABLE_ENTITY,
+     lambda m: f"at most {int(m[1]):,} questions per request"),
+    (re.compile(r"Expected `str` of length >= 1|Expected `str` matching regex"), 400,
+     lambda m: "must not be empty or blank: send the question to classify"),
+    (re.compile(r"Expected `array` of length >= 1"), 400, lambda m: "must hold at least one question"),
+    (re.compile(r"Expected `int` (>=|<=) \d+"), 400, lambda m: f"must be between 1 and {MAX_TOP_K}"),
+]
 
 
-def _validation_error(_: Request, exc: ValidationException) -> Response[dict[str, Any]]:
-    """Litestar's validation errors, with the offending fields named in ``detail``."""
+def _explain(message: str) -> tuple[int, str]:
+    for pattern, status, sentence in _CONSTRAINTS:
+        if match := pattern.search(message):
+            return status, sentence(match)
+    return 400, message
+
+
+def _validation_error(_: Request, exc: ValidationException) -> Response[ErrorBody]:
+    """Litestar's validation errors, with the offending fields named in ``detail`` in plain words."""
     extra = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
+    status = 400
     for e in extra:
         if e.get("key") == "text":  # the handler's name for the ``query`` parameter
             e["key"] = "query"
@@ -159,18 +243,21 @@ def _validation_error(_: Request, exc: ValidationException) -> Response[dict[str
             e["key"] = "body"
             if e.get("message") == "'data'":
                 e["message"] = 'missing: send a JSON object {"queries": ["..."], "top_k": 3}'
+        e_status, e["message"] = _explain(str(e.get("message")))
+        status = max(status, e_status)
     fields = [str(e["key"]) for e in extra if e.get("key")]
     if missing := _MISSING_PARAMETER.match(exc.detail):
         fields = [missing.group(1)]
     detail = "; ".join(f"{e['key']}: {e.get('message')}" if e.get("key") else str(e.get("message")) for e in extra)
     detail = detail or _plain_detail(exc)
-    return _error(exc.status_code, detail, fields[0] if len(fields) == 1 else None, extra or None)
+    return _error(status, detail, fields[0] if len(fields) == 1 else None, extra or None)
 
 
-def _http_error(_: Request, exc: HTTPException) -> Response[dict[str, Any]]:
+def _http_error(_: Request, exc: HTTPException) -> Response[ErrorBody]:
     field = exc.extra.get("field") if isinstance(exc.extra, dict) else None
     extra = exc.extra if exc.extra and not field else None
-    return _error(exc.status_code, _plain_detail(exc), field, extra)
+    headers = {k.title(): v for k, v in (exc.headers or {}).items()}  # Allow on a 405
+    return _error(exc.status_code, _plain_detail(exc), field, extra, headers or None)
 
 
 def _plain_detail(exc: HTTPException) -> str:
@@ -182,21 +269,52 @@ def _plain_detail(exc: HTTPException) -> str:
     return exc.detail
 
 
-def _unexpected_error(request: Request, exc: Exception) -> Response[dict[str, Any]]:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+def _service_error(_: Request, exc: ServiceError) -> Response[ErrorBody]:
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return _error(exc.status, str(exc), headers=headers)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> Response[ErrorBody]:
+    log.exception("unexpected error on %s %r", request.method, request.url.path)  # repr: the path is untrusted
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "Internal server error.")
 
 
 # ---------------------------------------------------------------------------------------------- the app
 
 
+def complete_openapi(doc: dict[str, Any]) -> None:
+    """Add to Litestar's document what its generator leaves out of ``BatchRequest``: the constraints on each
+    question and ``additionalProperties: false`` (msgspec enforces both), and Retry-After on 429 and 503."""
+    batch = doc["components"]["schemas"]["BatchRequest"]
+    batch["additionalProperties"] = False
+    batch["properties"]["queries"]["items"] = {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_CHARS,
+                                               "pattern": NOT_BLANK}
+    retry_after = {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}}
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            for code in ("429", "503"):
+                if code in operation.get("responses", {}):
+                    operation["responses"][code].setdefault("headers", {})["Retry-After"] = retry_after
+
+
 class IntentApp(Litestar):
-    """Litestar with a one-line start-up failure: uvicorn prints the message, not a traceback."""
+    """Litestar behind the access log and the security guard, with a one-line start-up failure: uvicorn prints
+    the message, not a traceback."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        complete_openapi(self.plugins.get(OpenAPIPlugin).provide_openapi_schema())  # the cached document
+        self._edge = AccessLog(Guard(super().__call__, self.allowed_methods), observe=metrics.observe_request)
+
+    def allowed_methods(self, path_template: str) -> set[str]:
+        """Every method the route answers (Litestar's OPTIONS handler sees only a path's first handler)."""
+        return {m for r in self.routes if r.path == path_template for m in getattr(r, "methods", ())}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            send = _concise_startup_failure(send)
-        await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, _concise_startup_failure(send))
+        else:
+            await self._edge(scope, receive, send)
 
 
 def _concise_startup_failure(send: Send) -> Send:
@@ -220,29 +338,52 @@ def _find_startup_error(exc: BaseException | None) -> StartupError | None:
     return None
 
 
-def create_app(model_path: Path | None = None) -> Litestar:
+def drain_on_sigterm(draining: threading.Event) -> None:
+    """On SIGTERM, set ``draining`` (``/health`` answers 503 at once), then let uvicorn's handler stop accepting
+    connections and finish the requests in flight. Signals are only handled in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        draining.set()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def create_app(model_path: Path | None = None, settings: Settings | None = None) -> Litestar:
     """The app serving ``model_path`` (default: ``MODEL_PATH`` or models/intent_model.pkl, read at start-up)."""
+    settings = settings or Settings.from_env()
     service = ModelService(model_path)
-    batcher = MicroBatcher(service)
+    batcher = MicroBatcher(service, max_batch_requests=settings.max_batch_requests)
+    batcher.on_call = metrics.observe_model_call
+    draining = threading.Event()
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         service.load()
+        metrics.set_model_version(str((service.card or {}).get("model_version")))
         batcher.start()
+        drain_on_sigterm(draining)
         try:
             yield
         finally:
+            draining.set()
             await batcher.stop()
             service.unload()
 
     return IntentApp(
-        route_handlers=[classify, classify_batch, health, version, index,
-                        create_static_files_router(path="/static", directories=[STATIC_DIR])],
+        route_handlers=[classify, classify_batch, health, version, prometheus_metrics, index,
+                        create_static_files_router(path="/static", directories=[STATIC_DIR],
+                                                   include_in_schema=False)],
         lifespan=[lifespan],
-        state=State({"model_service": service, "batcher": batcher}),
+        state=State({"model_service": service, "batcher": batcher, "settings": settings, "draining": draining}),
         exception_handlers={
             ValidationException: _validation_error,
             HTTPException: _http_error,
+            ServiceError: _service_error,
             Exception: _unexpected_error,
         },
         request_max_body_size=MAX_BODY_BYTES,
@@ -250,11 +391,7 @@ def create_app(model_path: Path | None = None) -> Litestar:
             title="posos-intent API", version=__version__, path="/schema",
             description="Intents of French questions about drugs (Posos challenge): one question by GET, "
                         f"up to {MAX_BATCH:,} by POST.",
-            # Swagger UI from api/static (swagger-ui-dist 5.35.0, Apache-2.0): the docs work offline too.
-            render_plugins=[SwaggerRenderPlugin(
-                path="/", js_url="/static/swagger-ui-bundle.js", css_url="/static/swagger-ui.css",
-                standalone_preset_js_url="/static/swagger-ui-standalone-preset.js",
-                favicon="<link rel='icon' href='data:,'>")],
+            render_plugins=[OfflineSwagger(path="/", favicon="")],
         ),
         debug=False,
     )

@@ -1,7 +1,8 @@
-"""The served model: loaded once and checked against its card, and a micro-batcher for single questions.
+"""The served model: loaded once and checked against its card, and the scheduler that feeds it.
 
 ``ModelService`` owns the model and its card; ``MicroBatcher`` groups concurrent single questions into one
-call of the model; ``Prediction`` is what both endpoints return per question.
+call of the model and cuts big batches into chunks interleaved with them; ``Prediction`` is what both
+endpoints return per question. Domain errors (``ServiceError``) carry their HTTP status; app.py maps them.
 """
 
 import asyncio
@@ -9,14 +10,18 @@ import contextlib
 import logging
 import os
 import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 import msgspec
 import msgspec.structs
-from litestar.exceptions import HTTPException
+from threadpoolctl import threadpool_limits
 
+from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, RETRY_AFTER_SECONDS, Settings
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
 from intent_lib.model import top_k
@@ -28,6 +33,35 @@ log = logging.getLogger("api")
 
 class StartupError(RuntimeError):
     """The model cannot be served; the message is one line that says what to do."""
+
+
+class ServiceError(RuntimeError):
+    """A request the service cannot answer now; ``status`` and ``retry_after`` say how to tell the client."""
+
+    status = 503
+    retry_after: int | None = RETRY_AFTER_SECONDS
+
+
+class NotReady(ServiceError):
+    def __init__(self) -> None:
+        super().__init__("The model is not loaded yet.")
+
+
+class ShuttingDown(ServiceError):
+    def __init__(self) -> None:
+        super().__init__("The server is shutting down: retry on another instance.")
+
+
+class Overloaded(ServiceError):
+    status = 429
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"Too many batch requests at once (at most {limit} per worker): retry later.")
+
+
+class TimedOut(ServiceError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The request waited more than {seconds:g} s for the model: retry later.")
 
 
 class ModelService:
@@ -53,25 +87,30 @@ class ModelService:
         path = self.path
         try:
             model, card = load_checked(path)
+            names = {int(k): str(v) for k, v in (card.get("names") or {}).items()}
+            threadpool_limits(1)  # one BLAS thread per process: scale with workers, never oversubscribe the cores
             top_k(model, ["warm-up"], 1)  # builds lazy lookups so the first request is as fast as the rest
         except ModelIntegrityError as exc:
             raise StartupError(str(exc)) from None
-        except Exception as exc:  # noqa: BLE001 - a pickle that loads but cannot predict: still a one-line refusal
-            raise StartupError(f"{path} loads but cannot predict ({type(exc).__name__}: {exc}): "
+        except Exception as exc:  # noqa: BLE001 - a pickle or card that loads but cannot serve: one-line refusal
+            raise StartupError(f"{path} loads but cannot predict ({type(exc).__name__}): "
                                "retrain with `make train`.") from None
-        self._names = {int(k): v for k, v in (card.get("names") or {}).items()}
+        self._names = names
         self.card = card
         self.model = model
         log.info("model %s loaded from %s", card.get("model_version"), path)
 
     def unload(self) -> None:
-        self.model = None
+        with self._lock:
+            self.model = None
 
     def name(self, intent: int) -> str:
         return self._names.get(intent) or intent_name(intent)
 
     def predict(self, queries: list[str], k: int) -> list["Prediction"]:
         with self._lock:
+            if self.model is None:
+                raise ShuttingDown()
             ranked = top_k(self.model, queries, k)
         out = []
         for query, pairs in zip(queries, ranked):
@@ -81,21 +120,58 @@ class ModelService:
         return out
 
 
-class MicroBatcher:
-    """Groups single questions that arrive while the model is busy into one call of the model.
+@dataclass
+class _Single:
+    query: str
+    k: int
+    future: "asyncio.Future[Prediction]"
 
-    A call of the model costs ~1.4 ms for one question but ~2.5 ms for eight, so under concurrent load this
-    multiplies throughput; an idle server answers at once (nothing waits for a batch to fill).
+
+@dataclass
+class _Batch:
+    """A batch request being predicted chunk by chunk; ``done`` questions so far."""
+
+    queries: list[str]
+    k: int
+    future: "asyncio.Future[list[Prediction]]"
+    results: list["Prediction"] = field(default_factory=list)
+
+    def next_chunk(self, max_questions: int, max_chars: int) -> list[str]:
+        start = len(self.results)
+        end, chars = start, 0
+        while end < len(self.queries) and end - start < max_questions:
+            chars += len(self.queries[end])
+            if chars > max_chars and end > start:
+                break
+            end += 1
+        return self.queries[start:end]
+
+
+class MicroBatcher:
+    """Feeds the model one call at a time, alternating while both wait between the waiting single questions (up
+    to ``max_batch`` in one call) and the next chunk of a batch request (batches take turns), so neither a big
+    batch nor a flood of single questions starves the other.
+
+    A call of the model costs ~1.4 ms for one question but ~2.5 ms for eight, so grouping single questions
+    multiplies throughput under load; an idle server answers at once (nothing waits for a batch to fill).
     """
 
-    def __init__(self, service: ModelService, max_batch: int = 64) -> None:
+    def __init__(self, service: ModelService, max_batch: int = CHUNK_QUESTIONS, chunk_chars: int = CHUNK_CHARS,
+                 max_batch_requests: int = Settings.max_batch_requests) -> None:
         self.service = service
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[str, int, asyncio.Future[Prediction]]] | None = None
+        self.chunk_chars = chunk_chars
+        self.max_batch_requests = max_batch_requests
+        self.on_call: Callable[[int], None] | None = None  # told each model call's size (metrics)
+        self._singles: deque[_Single] = deque()
+        self._batches: deque[_Batch] = deque()
+        self._active_batches = 0
+        self._batch_turn = False  # singles and batch chunks alternate while both wait
+        self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run(), name="intent-micro-batcher")
 
     async def stop(self) -> None:
@@ -103,41 +179,103 @@ class MicroBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        while self._queue is not None and not self._queue.empty():  # requests caught by the shutdown
-            _fail([self._queue.get_nowait()], HTTPException(status_code=503, detail="The server is shutting down."))
-        self._task = self._queue = None
+        self._fail_all(ShuttingDown())
+        self._task = self._wake = None
 
     async def predict(self, query: str, k: int) -> "Prediction":
-        if self._queue is None:  # not started (e.g. no lifespan): plain call
-            return (await anyio.to_thread.run_sync(self.service.predict, [query], k))[0]
+        """One question, grouped with the others waiting."""
+        if self._wake is None:
+            raise NotReady()
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((query, k, future))
+        self._singles.append(_Single(query, k, future))
+        self._wake.set()
         return await future
 
+    async def predict_many(self, queries: list[str], k: int) -> list["Prediction"]:
+        """A batch, in chunks; ``Overloaded`` when ``max_batch_requests`` batches are already running."""
+        if self._wake is None:
+            raise NotReady()
+        if self._active_batches >= self.max_batch_requests:
+            raise Overloaded(self.max_batch_requests)
+        future: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
+        self._active_batches += 1
+        try:
+            self._batches.append(_Batch(queries, k, future))
+            self._wake.set()
+            return await future
+        finally:
+            self._active_batches -= 1
+
     async def _run(self) -> None:
-        assert self._queue is not None
+        assert self._wake is not None
         while True:
-            items = [await self._queue.get()]
-            while len(items) < self.max_batch and not self._queue.empty():
-                items.append(self._queue.get_nowait())
-            k = max(k for _, k, _ in items)
-            try:
-                predictions = await anyio.to_thread.run_sync(self.service.predict, [q for q, _, _ in items], k)
-            except asyncio.CancelledError:
-                _fail(items, HTTPException(status_code=503, detail="The server is shutting down."))
-                raise
-            except Exception as exc:  # noqa: BLE001 - handed to each waiting request (a JSON 500 there)
-                _fail(items, exc)
-                continue
-            for (_, k_wanted, future), prediction in zip(items, predictions):
-                if not future.done():
-                    future.set_result(prediction if k_wanted == k else _trim(prediction, k_wanted))
+            await self._wake.wait()
+            if self._batches and (self._batch_turn or not self._singles):
+                self._batch_turn = False
+                await self._predict_chunk(self._batches.popleft())
+            elif self._singles:
+                self._batch_turn = True
+                await self._predict_singles()
+            else:
+                self._wake.clear()
+
+    async def _predict_singles(self) -> None:
+        items: list[_Single] = []
+        while self._singles and len(items) < self.max_batch:
+            item = self._singles.popleft()
+            if not item.future.done():  # a request that timed out while waiting is dropped
+                items.append(item)
+        if not items:
+            return
+        k = max(item.k for item in items)
+        try:
+            predictions = await self._call([item.future for item in items], [item.query for item in items], k)
+        except Exception as exc:  # noqa: BLE001 - handed to each waiting request
+            for item in items:
+                _settle(item.future, exc=exc)
+            return
+        for item, prediction in zip(items, predictions):
+            _settle(item.future, prediction if item.k == k else _trim(prediction, item.k))
+
+    async def _predict_chunk(self, batch: _Batch) -> None:
+        if batch.future.done():  # timed out or cancelled: its remaining chunks are dropped
+            return
+        chunk = batch.next_chunk(self.max_batch, self.chunk_chars)
+        try:
+            batch.results.extend(await self._call([batch.future], chunk, batch.k))
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
+            _settle(batch.future, exc=exc)
+            return
+        if len(batch.results) == len(batch.queries):
+            _settle(batch.future, batch.results)
+        else:
+            self._batches.append(batch)  # back of the line: batches take turns
+
+    async def _call(self, futures: list["asyncio.Future[Any]"], queries: list[str], k: int) -> list["Prediction"]:
+        """One model call in a worker thread; if the batcher is stopped meanwhile, ``futures`` get a 503."""
+        if self.on_call is not None:
+            self.on_call(len(queries))
+        try:
+            return await anyio.to_thread.run_sync(self.service.predict, queries, k)
+        except asyncio.CancelledError:
+            for future in futures:
+                _settle(future, exc=ShuttingDown())
+            raise
+
+    def _fail_all(self, exc: ServiceError) -> None:
+        while self._singles:
+            _settle(self._singles.popleft().future, exc=exc)
+        while self._batches:
+            _settle(self._batches.popleft().future, exc=exc)
 
 
-def _fail(items: list[tuple[str, int, "asyncio.Future[Prediction]"]], exc: BaseException) -> None:
-    for _, _, future in items:
-        if not future.done():
-            future.set_exception(exc)
+def _settle(future: "asyncio.Future[Any]", result: Any = None, exc: BaseException | None = None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
 
 
 def _trim(prediction: "Prediction", k: int) -> "Prediction":

@@ -51,7 +51,7 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 
 class Connection:
-    """One keep-alive HTTP/1.1 connection sending GET requests and reading whole responses."""
+    """One keep-alive HTTP/1.1 connection sending requests and reading whole responses."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
@@ -62,9 +62,15 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def get(self, target: str) -> int:
+        return await self.send("GET", target)
+
+    async def send(self, method: str, target: str, body: bytes = b"") -> int:
+        """One request; the response's status once its whole body is read."""
         assert self.reader and self.writer
-        self.writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                          "Accept: application/json\r\n\r\n".encode("ascii"))
+        head_lines = f"{method} {target} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAccept: application/json\r\n"
+        if body:
+            head_lines += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head_lines.encode("ascii") + b"\r\n" + body)
         head = await self.reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         length = 0

@@ -1,28 +1,35 @@
 # The API: serve the model (make api), classify the test questions through it (make test), benchmark it
 # (make bench-api), and the containerised smoke test (make smoke-containers). Included by the main Makefile.
 
+# HOST and PORT: where `make api` listens (API_PORT is an alias of PORT); WORKERS: uvicorn processes, each with
+# its own model and micro-batcher (empty: one per core).
+HOST ?= 127.0.0.1
 API_PORT ?= 4002
-API_URL ?= http://localhost:$(API_PORT)
+PORT ?= $(API_PORT)
+WORKERS ?=
+API_URL ?= http://localhost:$(PORT)
 API_IMAGE ?= posos-intent-api:latest
 API_CONTAINER ?= posos-intent-api
 MODEL_DIR ?= models
 TEST_ARGS ?=
 BENCH_API_ARGS ?=
+BENCH_LOAD_ARGS ?=
 SMOKE_DIR ?= build/smoke
 SMOKE_PORT ?= 4012
 
-.PHONY: api api-image test bench-api smoke-containers
+.PHONY: api api-image test bench-api bench-load smoke-containers
 
 api-image: ## Build the API image (api.Dockerfile)
 	$(DOCKER) build -f api.Dockerfile -t $(API_IMAGE) .
 
 ifeq ($(RUNTIME),docker)
-api: api-image ## Serve the model on port 4002 (the api.Dockerfile image, or uvicorn in .venv); Ctrl-C stops it
-	$(DOCKER) run --rm --name $(API_CONTAINER) -p $(API_PORT):4002 \
-	  -v "$(abspath $(MODEL_DIR)):/app/models:ro" $(API_IMAGE)
+api: api-image ## Serve the model on HOST:PORT (127.0.0.1:4002; WORKERS=one per core) from the image or .venv
+	$(DOCKER) run --rm --name $(API_CONTAINER) -p $(HOST):$(PORT):4002 $(if $(WORKERS),-e WORKERS=$(WORKERS)) \
+	  -e LOG_FORMAT -e LOG_QUERIES -v "$(abspath $(MODEL_DIR)):/app/models:ro" $(API_IMAGE)
 else
 api: $(VENV)/.installed
-	$(PY) -m uvicorn api.app:app --host 0.0.0.0 --port $(API_PORT)
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) \
+	  $(PY) -m api.serve
 endif
 
 test: $(VENV)/.installed ## Classify the test questions through the API at API_URL (starts one if none answers) into the submission CSV
@@ -30,6 +37,9 @@ test: $(VENV)/.installed ## Classify the test questions through the API at API_U
 
 bench-api: $(VENV)/.installed ## API benchmark: GET latency p50/p95/p99 and throughput at concurrency 1/8/32, batch throughput
 	$(PY) bench/bench_api.py --url "$(API_URL)" $(BENCH_API_ARGS)
+
+bench-load: $(VENV)/.installed ## Load test: >= 20,000 mixed GET/POST requests at concurrency 64 on 2 workers, and batch starvation
+	$(PY) bench/bench_load.py $(BENCH_LOAD_ARGS)
 
 # Build both images, train on the demo data in the trainer container (in $(SMOKE_DIR), leaving data/ and models/
 # alone), serve that model from the api container on $(SMOKE_PORT), and run `make test` against it.

@@ -97,7 +97,11 @@ def test_api_image_contract() -> None:
     health_cmd = re.sub(r"^(--\S+\s+)*CMD\s+", "", health[0])
     assert exec_form(health_cmd), "HEALTHCHECK CMD should be exec form"
     cmd = exec_form([args for keyword, args in final if keyword == "CMD"][-1])
-    assert cmd[:2] == ["uvicorn", "api.app:app"] and "4002" in cmd and "0.0.0.0" in cmd
+    assert cmd == ["python", "-m", "api.serve"]
+    env = " ".join(args for keyword, args in final if keyword == "ENV")
+    assert "HOST=0.0.0.0" in env and "PORT=4002" in env
+    entrypoint = exec_form([args for keyword, args in final if keyword == "ENTRYPOINT"][-1])
+    assert entrypoint[:2] == ["/usr/bin/tini", "--"], "uvicorn must run under an init (signals, zombie workers)"
     runs = " ".join(args for keyword, args in steps if keyword == "RUN")
     copies = [args for keyword, args in steps if keyword in ("COPY", "ADD")]
     assert "-r requirements/serve.lock" in runs and "--no-deps ." in runs

@@ -1,0 +1,58 @@
+"""The API's limits and operating settings: every number the server enforces or documents, in one place.
+
+Limits are constants (the OpenAPI document states them); operating settings come from the environment:
+
+    LOG_FORMAT        ``text`` (default) or ``json``: one JSON object per log line
+    LOG_QUERIES       ``1`` to log question texts (for debugging only; off by default: they are health data)
+    REQUEST_TIMEOUT   seconds a request may wait for the model before a 503 with Retry-After (default 30)
+    MAX_BATCH_REQUESTS  batch requests one worker predicts at once; more answer 429 (default 64)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+MAX_QUERY_CHARS = 5_000
+MAX_BATCH = 1_000
+MAX_TOP_K = 51
+DEFAULT_TOP_K = 3
+# A full batch of 1,000 queries of 5,000 characters is ~5 MB of plain UTF-8 JSON; escapes can grow it.
+MAX_BODY_BYTES = 16_000_000
+# All request headers together (names and values), as nginx's default large_client_header_buffers allows.
+MAX_HEADER_BYTES = 16_384
+MAX_REQUEST_ID_CHARS = 128
+# One model call takes at most this many questions, or as many as fit in CHUNK_CHARS characters (at least
+# one): ~0.1-0.3 s of model time, so single questions wait at most that long behind a big batch.
+CHUNK_QUESTIONS = 64
+CHUNK_CHARS = 20_000
+# Seconds a client is told to wait (Retry-After) after a 429 or 503.
+RETRY_AFTER_SECONDS = 2
+# Seconds uvicorn lets in-flight requests finish after SIGTERM before it closes them.
+GRACEFUL_SHUTDOWN_SECONDS = 30
+# Seconds uvicorn's supervisor waits for a worker's answer to its ping before killing and restarting it
+# (uvicorn's 5 s default restarts workers in a loop while they import and load the model on busy cores).
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment sets (see the module docstring)."""
+
+    log_format: str = "text"
+    log_queries: bool = False
+    request_timeout: float = 30.0
+    max_batch_requests: int = 64
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        log_format = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"
+        if log_format not in {"text", "json"}:
+            raise ValueError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        return cls(log_format=log_format, log_queries=_flag("LOG_QUERIES"),
+                   request_timeout=float(os.environ.get("REQUEST_TIMEOUT") or cls.request_timeout),
+                   max_batch_requests=int(os.environ.get("MAX_BATCH_REQUESTS") or cls.max_batch_requests))
