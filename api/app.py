@@ -90,7 +90,8 @@ async def classify(
     top_k: Annotated[int, QueryParameter(description=f"How many intents to return (1 to {MAX_TOP_K}).")]
     = DEFAULT_TOP_K,
 ) -> Prediction:
-    """The most probable intent of ``query`` with its name and probability, and the ``top_k`` best intents."""
+    """The most probable intent of ``query`` with its name and probability, whether it is ``unsure``, the
+    ``top_k`` best intents and the ``candidates`` (the conformal prediction set)."""
     _check_query(text, "query")
     _check_top_k(top_k)
     _service(request)

@@ -30,10 +30,15 @@ TRAIN_SPLIT = "train.csv"
 VAL_SPLIT = "val.csv"
 SPLIT_META = "split.json"
 
+# data/cache/: sentence embeddings by text hash (training, tuning, bench; the server caches in memory only).
+EMBEDDING_CACHE_DIR = DATA_DIR / "cache" / "embeddings"
+EMBEDDING_CACHE_ENV = "POSOS_EMBEDDING_CACHE"  # the cache folder; unset, embeddings are cached in memory only
+
 # models/: the pickle and its card (02_train), tuned hyperparameters and studies (05_tune).
 MODELS_DIR = Path("models")
 MODEL_FILE = "intent_model.pkl"
 CARD_FILE = "model_card.json"
+VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"  # the train-split model's validation probabilities
 BEST_PARAMS_FILE = "best_params.json"
 OPTUNA_DB = "optuna.db"  # storage=sqlite: kept between runs
 OPTUNA_WORKERS_DB = "optuna_workers.db"  # several workers asked for memory: replaced at each run
@@ -78,3 +83,8 @@ def resolve(path: str | os.PathLike[str]) -> Path:
 def card_path(model_path: str | os.PathLike[str]) -> Path:
     """The model card that belongs to a pickle: beside it."""
     return Path(model_path).with_name(CARD_FILE)
+
+
+def validation_predictions_path(model_path: str | os.PathLike[str]) -> Path:
+    """The train-split model's validation probabilities (02_train, for 03 and 04): beside the served pickle."""
+    return Path(model_path).with_name(VALIDATION_PREDICTIONS_FILE)
