@@ -60,7 +60,7 @@ lab: $(VENV)/.installed ## Open the notebooks in JupyterLab on 127.0.0.1:LAB_POR
 	$(VENV)/bin/jupyter lab notebooks/ --ip 127.0.0.1 --port $(LAB_PORT) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 bench: $(VENV)/.installed ## Model benchmark: accuracy, macro-F1, ECE, fit time, latency, pickle size
-	$(PY) bench/bench_model.py
+	$(PY) bench/bench_model.py $(BENCH_ARGS)
 
 lock: $(VENV)/.installed ## Re-pin every dependency: dev.lock from pyproject.toml, then train/serve within it
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/dev.lock

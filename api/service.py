@@ -2,7 +2,9 @@
 
 ``ModelService`` owns the model and its card; ``MicroBatcher`` groups concurrent single questions into one
 call of the model and cuts big batches into chunks interleaved with them; ``Prediction`` is what both
-endpoints return per question. Domain errors (``ServiceError``) carry their HTTP status; app.py maps them.
+endpoints return per question: the intent, whether the model is unsure of it (confidence below the card's
+threshold), the top k intents and the conformal set of candidate intents. Domain errors (``ServiceError``)
+carry their HTTP status; app.py maps them. BLAS runs on one thread per process: scale with workers.
 """
 
 import asyncio
@@ -24,8 +26,9 @@ from threadpoolctl import threadpool_limits
 from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, RETRY_AFTER_SECONDS, Settings
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
-from intent_lib.model import top_k
+from intent_lib.model import rank, top_k
 from intent_lib.paths import MODEL_PATH, resolve
+from intent_lib.uncertainty import Uncertainty
 
 log = logging.getLogger("api")
 
@@ -71,6 +74,7 @@ class ModelService:
         self._configured_path = model_path
         self.model: Any = None
         self.card: dict[str, Any] | None = None
+        self.uncertainty: Uncertainty | None = None
         self._names: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -86,10 +90,12 @@ class ModelService:
         """Load the checked model and its card (``load_checked``), warm up; ``StartupError`` when it can't."""
         path = self.path
         try:
+            threadpool_limits(1)  # one BLAS thread per process: scale with workers, never oversubscribe the cores
             model, card = load_checked(path)
             names = {int(k): str(v) for k, v in (card.get("names") or {}).items()}
-            threadpool_limits(1)  # one BLAS thread per process: scale with workers, never oversubscribe the cores
-            top_k(model, ["warm-up"], 1)  # builds lazy lookups so the first request is as fast as the rest
+            if not card.get("uncertainty"):
+                raise ModelIntegrityError(f"{path}'s card records no unsure threshold: retrain with `make train`.")
+            top_k(model, ["warm-up"], 1)  # builds lazy lookups (and loads the encoder) before the first request
         except ModelIntegrityError as exc:
             raise StartupError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - a pickle or card that loads but cannot serve: one-line refusal
@@ -97,6 +103,7 @@ class ModelService:
                                "retrain with `make train`.") from None
         self._names = names
         self.card = card
+        self.uncertainty = Uncertainty.from_dict(card["uncertainty"])
         self.model = model
         log.info("model %s loaded from %s", card.get("model_version"), path)
 
@@ -109,15 +116,22 @@ class ModelService:
 
     def predict(self, queries: list[str], k: int) -> list["Prediction"]:
         with self._lock:
-            if self.model is None:
+            model = self.model
+            if model is None:
                 raise ShuttingDown()
-            ranked = top_k(self.model, queries, k)
+            proba = model.predict_proba(queries)
+        classes = model.classes_
+        sets = rank(proba, classes, k, members=self.uncertainty.sets(proba))
         out = []
-        for query, pairs in zip(queries, ranked):
-            scored = [Scored(intent=i, name=self.name(i), score=p) for i, p in pairs]
+        for query, pairs, candidates in zip(queries, rank(proba, classes, k), sets):
+            scored = self._scored(pairs)
             out.append(Prediction(query=query, intent=scored[0].intent, name=scored[0].name,
-                                  confidence=scored[0].score, top_k=scored))
+                                  confidence=scored[0].score, unsure=bool(self.uncertainty.unsure(scored[0].score)),
+                                  top_k=scored, candidates=self._scored(candidates)))
         return out
+
+    def _scored(self, pairs: list[tuple[int, float]]) -> list["Scored"]:
+        return [Scored(intent=i, name=self.name(i), score=p) for i, p in pairs]
 
 
 @dataclass
@@ -293,4 +307,6 @@ class Prediction(msgspec.Struct):
     intent: int
     name: str
     confidence: float
+    unsure: bool  # confidence below the threshold chosen on validation for the target accuracy
     top_k: list[Scored]
+    candidates: list[Scored]  # the conformal prediction set: holds the true intent with probability >= 1 - alpha

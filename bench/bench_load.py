@@ -34,15 +34,13 @@ from urllib.parse import quote
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).parent))
+from bench_api import Connection, percentile, questions  # this script's folder is on sys.path
 
-from bench_api import Connection, percentile, questions  # noqa: E402
+from api.settings import MAX_BATCH, MAX_QUERY_CHARS
+from intent_lib.paths import BENCH_RESULTS_DIR, MODEL_PATH, project_root
 
-from api.settings import MAX_BATCH, MAX_QUERY_CHARS  # noqa: E402
-
-RESULTS = ROOT / "bench" / "results" / "bench_load.json"
+ROOT = project_root()
+RESULTS = ROOT / BENCH_RESULTS_DIR / "bench_load.json"
 STARVING_CLIENTS = 4
 STARVING_BATCH = 500
 PROBES = 200
@@ -228,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     texts, source = questions()
     print(f"Load test on loopback ({source}, {len(texts):,} questions; {os.cpu_count()} CPUs; "
-          f"model {os.environ.get('MODEL_PATH', 'models/intent_model.pkl')})")
+          f"model {os.environ.get('MODEL_PATH', str(MODEL_PATH))})")
     with server(args.workers) as port:
         result = asyncio.run(mixed(port, texts, args))
     print(f"Mixed load, {args.workers} workers, concurrency {args.concurrency}: {result['requests']:,} requests "

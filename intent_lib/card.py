@@ -16,6 +16,7 @@ from typing import Any
 
 from intent_lib import __version__
 from intent_lib.files import write_json
+from intent_lib.features import ENCODER_PACKAGE
 from intent_lib.paths import project_root
 
 # Libraries whose version must match between training and serving for a pickle to load and behave the same.
@@ -40,9 +41,17 @@ def git_commit() -> str:
         return "unknown"
 
 
-def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, Any], params: dict[str, Any],
-               params_source: str, labels: list[int], names: dict[int, str], validation: dict[str, float]) -> dict[str, Any]:
-    """The card's content; ``validation`` holds the validation-split metrics."""
+def encoder_record(sentence_weight: float) -> dict[str, str] | None:
+    """The sentence encoder a model needs (package and version), or None when it uses none."""
+    return {"package": ENCODER_PACKAGE, "version": metadata.version(ENCODER_PACKAGE)} if sentence_weight > 0 else None
+
+
+def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, Any], training: dict[str, Any],
+               params: dict[str, Any], params_source: str, labels: list[int], names: dict[int, str],
+               validation: dict[str, float], uncertainty: dict[str, Any],
+               encoder: dict[str, str] | None) -> dict[str, Any]:
+    """The card's content. ``validation`` holds the train-split model's validation metrics; ``training`` says
+    which rows the saved model was fitted on; ``uncertainty`` its unsure threshold and conformal set threshold."""
     trained_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return {
         "model_version": f"{__version__}+{model_sha256[:12]}",
@@ -51,11 +60,16 @@ def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, A
         "git_commit": git_commit(),
         "dataset": dataset,
         "split": split,
+        "training": training,
         "params": params,
         "params_source": params_source,
         "labels": labels,
         "names": {str(k): v for k, v in names.items()},
         "validation": validation,
+        "validation_note": "validation metrics are those of the model fitted on the train split only"
+                           + (", before the refit on every labelled row" if training.get("refit_full") else ""),
+        "uncertainty": uncertainty,
+        "encoder": encoder,
         "libraries": library_versions(),
     }
 
@@ -65,8 +79,16 @@ def write_card(card: dict[str, Any], path: Path) -> None:
 
 
 def version_mismatches(card: dict[str, Any]) -> list[str]:
-    """Human-readable differences between the card's pickle libraries and the installed ones."""
+    """Human-readable differences between the card's pickle libraries (and sentence encoder) and the installed ones."""
     installed = library_versions(PICKLE_LIBRARIES)
     trained = card.get("libraries", {})
-    return [f"{name} {trained.get(name, '?')} at training, {installed[name]} here"
-            for name in PICKLE_LIBRARIES if trained.get(name) != installed[name]]
+    found = [f"{name} {trained.get(name, '?')} at training, {installed[name]} here"
+             for name in PICKLE_LIBRARIES if trained.get(name) != installed[name]]
+    if encoder := card.get("encoder"):
+        try:
+            here = metadata.version(encoder["package"])
+        except metadata.PackageNotFoundError:
+            here = "not installed"
+        if here != encoder["version"]:
+            found.append(f"{encoder['package']} {encoder['version']} at training, {here} here")
+    return found

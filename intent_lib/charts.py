@@ -159,3 +159,20 @@ def interval_points(table: pd.DataFrame, value: str, low: str, high: str, label:
     points = base.mark_point(filled=True, size=60).encode(x=f"{value}:Q", tooltip=list(table.columns))
     return alt.layer(bars, points, data=table).properties(width=260, height=alt.Step(22)).facet(
         facet=alt.Facet(f"{facet}:N", title=None), columns=2, title=title).resolve_scale(x="independent")
+
+
+def accuracy_coverage(curve: pd.DataFrame, threshold: float, target_accuracy: float) -> alt.Chart:
+    """Accuracy among answered questions against the share answered, with the chosen unsure threshold marked."""
+    chosen = curve[curve["threshold"] >= threshold].tail(1)  # the questions answered at the threshold
+    chosen = chosen.assign(label=[f"threshold {threshold:.2f}: {c:.0%} answered, {a:.1%} right"
+                                  for c, a in zip(chosen["coverage"], chosen["accuracy"])])
+    base = alt.Chart(curve, title="Answering only above a confidence threshold").mark_line().encode(
+        x=alt.X("coverage:Q", title="share of questions answered", axis=alt.Axis(format="%")),
+        y=alt.Y("accuracy:Q", title="accuracy among answered", scale=alt.Scale(zero=False), axis=alt.Axis(format="%")),
+        tooltip=[alt.Tooltip("threshold:Q", format=".3f"), alt.Tooltip("coverage:Q", format=".1%"),
+                 alt.Tooltip("accuracy:Q", format=".1%")])
+    target = alt.Chart(pd.DataFrame({"accuracy": [target_accuracy]})).mark_rule(strokeDash=[4, 4], color="gray").encode(
+        y="accuracy:Q")
+    point = alt.Chart(chosen).mark_point(size=90, filled=True, color="#d62728").encode(x="coverage:Q", y="accuracy:Q")
+    text = point.mark_text(align="right", dx=-6, dy=16, fontSize=12).encode(text="label:N")  # below-left: empty
+    return (base + target + point + text).properties(width=520, height=300)

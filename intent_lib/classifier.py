@@ -5,9 +5,9 @@ Every training row gets scores from an SVM that never saw it (``cv``-fold cross-
 2. the normalised probabilities are divided by ``prior ** prior_power`` (a mild boost for rare intents:
    better macro-F1 at equal accuracy, measured by 5-fold CV on the real data);
 3. a temperature, fitted by log-loss, sharpens or softens the result so that confidence means what it says.
-``predict`` is the argmax of ``predict_proba``; the final SVM is refitted on all rows. The calibrated
-out-of-fold probabilities of the training rows are kept (``oof_proba_``, float32): each row scored by an SVM
-that never saw it, what a check of the training labels needs without refitting anything.
+``predict`` is the argmax of ``predict_proba``; the final SVM is refitted on all rows. The out-of-fold
+probabilities of the training rows stay on the fitted estimator (``oof_proba_``, not pickled) to calibrate
+the conformal prediction sets (``intent_lib.uncertainty``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.log_prior_ = np.log(np.bincount(y_index, minlength=len(self.classes_)) / len(y_index))
         self.temperature_ = 1.0
         self.temperature_ = fit_temperature(self._log_scores(oof), y_index)
-        self.oof_proba_ = softmax(self._log_scores(oof), axis=1).astype(np.float32)
+        self.oof_proba_ = softmax(self._log_scores(oof), axis=1)
         self.svc_ = self._svc(y_index).fit(X, y_index)
         return self
 
@@ -92,8 +92,9 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         return (np.log(platt) - self.prior_power * self.log_prior_) / self.temperature_
 
     def __getstate__(self) -> dict:
-        """Pickle the weights as float32 (half the file; scores move by < 1e-6)."""
+        """Pickle the weights as float32 (half the file; scores move by < 1e-6), without ``oof_proba_``."""
         state = self.__dict__.copy()
+        state.pop("oof_proba_", None)
         if "svc_" in state:
             svc = state["svc_"] = copy.copy(state["svc_"])
             svc.coef_ = svc.coef_.astype(np.float32)

@@ -1,8 +1,7 @@
 """Know the data (notebook 06_data_quality): likely label errors, conflicting duplicates, how the test questions differ.
 
 * Label issues: every labelled question gets calibrated probabilities from a model that never saw it, with
-  no refit: the training rows' 5-fold out-of-fold probabilities kept by the saved classifier, the saved
-  model's predictions of the validation rows. cleanlab's ``find_label_issues`` flags the questions whose
+  no refit: the 5-fold out-of-fold probabilities 02_train saved beside the model. cleanlab's ``find_label_issues`` flags the questions whose
   given intent these probabilities doubt, ranked by ``get_label_quality_scores`` (self-confidence: the
   probability of the given intent, lowest first).
 * Conflicting duplicates: questions equal after normalisation (exact) or with a cosine of at least
@@ -10,7 +9,7 @@
   components), kept when a group carries more than one intent. Each conflict is one group.
 * Test profile: length, words of no labelled question (for a labelled one: of no other one), language (stop
   words of a few languages counted), empty or junk text; labelled and test questions side by side.
-* Relabel experiment (off by default): issues found on the training rows only; the model refitted without
+* Relabel experiment (off by default): issues found on the training rows only (one fit); the model refitted without
   the top-ranked ones and with their suggested intents; paired bootstrap on the untouched validation split.
 """
 
@@ -34,15 +33,15 @@ with warnings.catch_warnings():  # cleanlab imports tqdm.auto, which warns in a 
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.pipeline import Pipeline
 
 from intent_lib.charts import intent_label
 from intent_lib.features import clean_text, fold_text
 from intent_lib.metrics import bootstrap_scores, format_interval, percentile_interval
-from intent_lib.model import ModelParams
+from intent_lib.model import ModelParams, fit_model
+from intent_lib.paths import held_out_predictions_path
 from intent_lib.files import write_json
 from intent_lib.refit import SplitData, fit_predict
-from intent_lib.split import Split
+from intent_lib.training import load_predictions
 
 ISSUE_COLUMNS = ("rank", "ID", "question", "given_intent", "given_name", "suggested_intent", "suggested_name",
                  "quality", "given_probability", "suggested_probability")
@@ -56,23 +55,25 @@ _NONSPACE = re.compile(r"\S")
 
 
 # --------------------------------------------------------------------------------------------- label issues
-class StaleModelError(RuntimeError):
-    """The saved model was not trained on the current split, or predates out-of-fold probabilities."""
-
-
-def held_out_proba(model: Pipeline, card: dict[str, Any], split: Split, train: pd.DataFrame,
+def held_out_proba(model_path: Path, train: pd.DataFrame,
                    val: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Every labelled question with probabilities from a model that never saw it, and no refit: the training
-    rows' out-of-fold probabilities kept by the saved classifier, the validation rows' predictions.
+    """Every labelled question with probabilities from a model that never saw it, and no refit: what
+    02_train saved beside the model (out-of-fold probabilities; the validation rows' predictions when the
+    served model did not see them). ``StalePredictionsError`` when they were written for another split.
 
     Returns the labelled frame (training rows, then validation rows), the classes and the probabilities.
     """
-    classifier = model.named_steps["classifier"]
-    if card["split"]["train_sha256"] != split.train_sha256 or not hasattr(classifier, "oof_proba_"):
-        raise StaleModelError("The saved model does not match the current split or keeps no out-of-fold "
-                              "probabilities: run `make train`.")
-    proba = np.vstack([classifier.oof_proba_, model.predict_proba(val["question"].tolist())])
-    return pd.concat([train, val], ignore_index=True), classifier.classes_, proba.astype(float)
+    labelled = pd.concat([train, val], ignore_index=True)
+    proba, classes = load_predictions(held_out_predictions_path(model_path), labelled)
+    return labelled, classes, proba
+
+
+def training_issues(train: pd.DataFrame, params: ModelParams, names: dict[int, str],
+                    random_state: int = 0) -> pd.DataFrame:
+    """Label issues of the training rows found without the validation rows: one fit on the training rows,
+    whose out-of-fold probabilities feed ``label_issues`` (the relabel experiment must not peek at validation)."""
+    classifier = fit_model(train["question"], train["intention"], params, random_state).named_steps["classifier"]
+    return label_issues(train, classifier.classes_, classifier.oof_proba_, names)
 
 
 def label_issues(frame: pd.DataFrame, classes: np.ndarray, proba: np.ndarray, names: dict[int, str]) -> pd.DataFrame:

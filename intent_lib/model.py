@@ -1,6 +1,8 @@
 """Build and fit the intent model (one scikit-learn pipeline), and rank intents with it.
 
-text -> clean -> [word TF-IDF (spaCy tokens) | char TF-IDF | mean spaCy word vector] -> calibrated LinearSVC
+text -> clean -> [word TF-IDF (spaCy tokens) | char TF-IDF | mean spaCy word vector | sentence embedding]
+     -> calibrated LinearSVC
+The sentence-embedding block is left out when ``sentence_weight`` is 0 (the encoder is then never imported).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from intent_lib.classifier import CalibratedLinearSVC
-from intent_lib.features import MeanWordVectors, SpacyTokenizer, clean_text, fold_text
+from intent_lib.features import MeanWordVectors, SentenceEmbedding, SpacyTokenizer, clean_text, fold_text
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ class ModelParams:
     char_min_df: int = 2
     sublinear_tf: bool = True
     vector_weight: float = 0.5
+    sentence_weight: float = 0.7
     C: float = 1.0
     class_weight_power: float = 0.5
     prior_power: float = 0.15
@@ -53,7 +56,7 @@ def clean_texts(texts: Sequence[object]) -> list[str]:
 
 def build_model(params: ModelParams = ModelParams(), random_state: int = 0) -> Pipeline:
     """The unfitted pipeline."""
-    features = FeatureUnion([
+    blocks = [
         ("word", TfidfVectorizer(preprocessor=fold_text, tokenizer=SpacyTokenizer(), token_pattern=None,
                                  ngram_range=(1, params.word_ngram_max), min_df=params.word_min_df,
                                  sublinear_tf=params.sublinear_tf, lowercase=False)),
@@ -61,7 +64,10 @@ def build_model(params: ModelParams = ModelParams(), random_state: int = 0) -> P
                                  ngram_range=(params.char_ngram_min, params.char_ngram_max),
                                  min_df=params.char_min_df, sublinear_tf=params.sublinear_tf)),
         ("vectors", MeanWordVectors(spacy_model=params.spacy_model, weight=params.vector_weight)),
-    ])
+    ]
+    if params.sentence_weight > 0:
+        blocks.append(("sentence", SentenceEmbedding(weight=params.sentence_weight)))
+    features = FeatureUnion(blocks)
     return Pipeline([
         ("clean", FunctionTransformer(clean_texts)),
         ("features", features),
@@ -82,8 +88,15 @@ def fit_model(texts: Sequence[str], labels: Sequence[int], params: ModelParams =
 
 def top_k(model: Pipeline, texts: Sequence[str], k: int = 3) -> list[list[tuple[int, float]]]:
     """For each text, the ``k`` most probable intents with their probabilities, best first."""
-    proba = model.predict_proba(list(texts))
-    classes = model.classes_
-    k = max(1, min(k, len(classes)))
-    order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-    return [[(int(classes[j]), float(row[j])) for j in idx] for row, idx in zip(proba, order)]
+    return rank(model.predict_proba(list(texts)), model.classes_, k)
+
+
+def rank(proba: np.ndarray, classes: np.ndarray, k: int, members: np.ndarray | None = None
+         ) -> list[list[tuple[int, float]]]:
+    """Per row of ``proba``, the ``k`` most probable intents (or, given boolean ``members``, all members),
+    best first."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    if members is None:
+        order = order[:, :max(1, min(k, len(classes)))]
+        return [[(int(classes[j]), float(row[j])) for j in idx] for row, idx in zip(proba, order)]
+    return [[(int(classes[j]), float(row[j])) for j in idx if keep[j]] for row, idx, keep in zip(proba, order, members)]

@@ -30,10 +30,16 @@ TRAIN_SPLIT = "train.csv"
 VAL_SPLIT = "val.csv"
 SPLIT_META = "split.json"
 
+# data/cache/: sentence embeddings by text hash (training, tuning, bench; the server caches in memory only).
+EMBEDDING_CACHE_DIR = DATA_DIR / "cache" / "embeddings"
+EMBEDDING_CACHE_ENV = "POSOS_EMBEDDING_CACHE"  # the cache folder; unset, embeddings are cached in memory only
+
 # models/: the pickle and its card (02_train), tuned hyperparameters and studies (05_tune).
 MODELS_DIR = Path("models")
 MODEL_FILE = "intent_model.pkl"
 CARD_FILE = "model_card.json"
+VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"  # the train-split model's validation probabilities
+HELD_OUT_PREDICTIONS_FILE = "held_out_predictions.npz"  # every labelled row, scored by a model that never saw it
 BEST_PARAMS_FILE = "best_params.json"
 OPTUNA_DB = "optuna.db"  # storage=sqlite: kept between runs
 OPTUNA_WORKERS_DB = "optuna_workers.db"  # several workers asked for memory: replaced at each run
@@ -80,3 +86,13 @@ def resolve(path: str | os.PathLike[str]) -> Path:
 def card_path(model_path: str | os.PathLike[str]) -> Path:
     """The model card that belongs to a pickle: beside it."""
     return Path(model_path).with_name(CARD_FILE)
+
+
+def validation_predictions_path(model_path: str | os.PathLike[str]) -> Path:
+    """The train-split model's validation probabilities (02_train, for 03 and 04): beside the served pickle."""
+    return Path(model_path).with_name(VALIDATION_PREDICTIONS_FILE)
+
+
+def held_out_predictions_path(model_path: str | os.PathLike[str]) -> Path:
+    """Every labelled row's probabilities from a model that never saw it (02_train, for 06): beside the pickle."""
+    return Path(model_path).with_name(HELD_OUT_PREDICTIONS_FILE)

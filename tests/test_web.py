@@ -122,3 +122,24 @@ def test_the_openapi_ui_works_offline(page, server: str) -> None:
     sync_api.expect(page.locator(".swagger-ui")).to_contain_text("/intent")
     sync_api.expect(page.locator(".swagger-ui")).to_contain_text("/health")
     assert page.problems == []
+
+
+def test_an_unsure_answer_shows_its_candidates_and_a_sure_one_hides_them(page, server: str) -> None:
+    """The page shows the conformal set exactly when the API says unsure (answers altered on their way in)."""
+    def answer(route, unsure: bool) -> None:
+        body = route.fetch().json()
+        route.fulfill(json=body | {"unsure": unsure, "candidates": body["top_k"][:2]})
+
+    box = page.locator("#unsure")
+    page.route("**/intent?*", lambda route: answer(route, True))
+    page.locator("#query").fill("doliprane enceinte ?")
+    sync_api.expect(box).to_be_visible(timeout=15_000)
+    sync_api.expect(box.locator("li")).to_have_count(2)
+    truth = expected(server, "doliprane enceinte ?")
+    sync_api.expect(box.locator("li").first).to_contain_text(truth["name"])
+    sync_api.expect(box).to_contain_text("90,0")  # the card's 1 - alpha
+    page.unroute("**/intent?*")
+    page.route("**/intent?*", lambda route: answer(route, False))
+    page.locator("#query").fill("effets secondaires du doliprane")
+    sync_api.expect(box).to_be_hidden(timeout=15_000)
+    assert page.problems == []

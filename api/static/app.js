@@ -7,7 +7,8 @@
   const MAX_CHARS = 5000;
   const $ = (id) => document.getElementById(id);
   const form = $("ask"), input = $("query"), topK = $("top_k"), results = $("results"),
-    status = $("status"), count = $("count"), model = $("model");
+    status = $("status"), count = $("count"), model = $("model"), unsure = $("unsure"),
+    candidates = $("candidates");
   let timer = null, inFlight = null, lastKey = "";
 
   function el(tag, className, text) {
@@ -42,6 +43,14 @@
       results.append(li);
     });
     showStatus("Intention la plus probable : " + prediction.name + " (" + percent(prediction.confidence) + ")");
+    showCandidates(prediction);
+  }
+
+  // An unsure answer shows its conformal set: the intents that hold the true one with the card's coverage.
+  function showCandidates(prediction) {
+    candidates.replaceChildren(...(prediction && prediction.unsure ? prediction.candidates : []).map(
+      (item) => el("li", "", item.name + " (#" + item.intent + ", " + percent(item.score) + ")")));
+    unsure.hidden = !(prediction && prediction.unsure);
   }
 
   async function classify() {
@@ -52,6 +61,7 @@
     if (inFlight) inFlight.abort();
     if (!query.trim()) {
       results.replaceChildren();
+      showCandidates(null);
       showStatus("Tapez une question ou cliquez sur un exemple.");
       return;
     }
@@ -64,6 +74,7 @@
       if (controller !== inFlight) return;  // a newer request was sent meanwhile
       if (!response.ok) {
         results.replaceChildren();
+        showCandidates(null);
         showStatus(body.detail || ("Erreur " + response.status), true);
         return;
       }
@@ -115,6 +126,10 @@
       if (!response.ok) throw new Error("HTTP " + response.status);
       const card = await response.json();
       const v = card.validation || {};
+      const u = card.uncertainty || {};
+      if (typeof u.alpha === "number") {
+        $("coverage").textContent = "Avec " + percent(1 - u.alpha) + " de chances, l'intention est l'une de\u00a0:";
+      }
       const data = card.dataset || {};
       const rows = [
         ["Version", card.model_version],
@@ -124,6 +139,8 @@
         ["F1 macro (validation)", metric(v.f1_macro, true)],
         ["ECE (calibration)", metric(v.ece, false)],
         ["Questions de validation", metric(v.n, false)],
+        ["Réponses sûres (validation)", metric(v.answered_share, true) + " à " + metric(v.answered_accuracy, true) + " d'exactitude"],
+        ["Entraîné sur", (card.training || {}).rows === "train+validation" ? "toutes les questions étiquetées" : "la partie train"],
       ];
       model.replaceChildren();
       for (const [term, value] of rows) model.append(el("dt", "", term), el("dd", "", String(value ?? "–")));

