@@ -395,6 +395,7 @@ def create_app(model_path: Path | None = None, settings: Settings | None = None)
             render_plugins=[OfflineSwagger(path="/", favicon="")],
         ),
         debug=False,
+        logging_config=None,  # logging is api.logs' (via api.serve): Litestar's default would take the root logger
     )
 
 

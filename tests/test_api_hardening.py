@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import logging.config
 import os
 import pickle
 import re
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,7 +24,7 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import NOT_BLANK, create_app, drain_on_sigterm
-from api.logs import JsonFormatter
+from api.logs import JsonFormatter, log_config
 from api.security import PAGE_CSP, SWAGGER_CSP
 from api.service import MicroBatcher, ModelService, Overloaded, Prediction, Scored, ShuttingDown
 from api.settings import CHUNK_CHARS, MAX_BATCH, MAX_HEADER_BYTES, MAX_QUERY_CHARS, Settings
@@ -244,7 +246,17 @@ def test_a_malformed_request_id_is_replaced(client: TestClient, rid: str) -> Non
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["x-request-id"])
 
 
-def test_question_texts_are_logged_only_when_asked(model_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture
+def served_logging(capfd: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """Logging as ``python -m api.serve`` configures it, undone afterwards (its handler holds captured stderr)."""
+    logging.config.dictConfig(log_config("text"))
+    yield
+    for name in ("api", "uvicorn", "uvicorn.access"):
+        logging.getLogger(name).handlers.clear()
+
+
+def test_question_texts_are_logged_only_when_asked(model_path: Path, capfd: pytest.CaptureFixture[str],
+                                                   served_logging: None) -> None:
     with TestClient(create_app(model_path, Settings(log_queries=True))) as verbose:
         capfd.readouterr()
         verbose.get("/intent", params={"query": SECRET_QUESTION + "\nERROR forged"})
