@@ -7,6 +7,7 @@ Every limit (api/settings.py) is in the OpenAPI document; every error is ``{"sta
 """
 
 import asyncio
+import functools
 import logging
 import re
 import signal
@@ -191,8 +192,14 @@ async def prometheus_metrics() -> Response[bytes]:
 
 @get("/", include_in_schema=False, media_type=MediaType.HTML)
 async def index() -> Response[bytes]:
-    return Response((STATIC_DIR / "index.html").read_bytes(), media_type=MediaType.HTML,
-                    headers={"Cache-Control": "no-cache"})
+    return Response(_page(), media_type=MediaType.HTML, headers={"Cache-Control": "no-cache"})
+
+
+@functools.cache
+def _page() -> bytes:
+    """The web page with the server's limits written in (the page types none of them)."""
+    html = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return html.replace("__MAX_QUERY_CHARS__", str(MAX_QUERY_CHARS)).encode("utf-8")
 
 
 class OfflineSwagger(SwaggerRenderPlugin):

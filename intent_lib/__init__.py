@@ -7,14 +7,15 @@ Modules, one job each (ARCHITECTURE.md draws how they fit):
     data        which dataset a run uses (archive, CSV files or demo), loaded strictly
     split       the stratified train/validation split and its description (notebook 01)
     intents     human-readable intent names
-    features    text normalisation, spaCy tokens and word vectors
+    features    text normalisation, spaCy tokens and word vectors, sentence-encoder embeddings
     classifier  linear classifier with calibrated probabilities
     model       build and fit the full pipeline, rank intents
     card        the model card (hashes, versions, metrics)
     artefacts   save the pickle; load it only after checking it against its card
     metrics     scores, calibration, confusions, bootstrap intervals
-    training    fit on the split, save the pickle and its card (notebook 02)
-    evaluation  validation predictions, figures and the metrics file (notebook 03)
+    uncertainty the unsure threshold and conformal prediction sets
+    training    fit on the split, refit on every label, save the pickle, its card and held-out predictions (notebook 02)
+    evaluation  scores of the saved validation predictions and the metrics file (notebook 03)
     refit       fast refits on cached features, shared by variability and tuning
     variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds) (notebook 04)
     best_params the tuned-parameters file: build, write, read, summarise

@@ -7,15 +7,18 @@ Every training row gets scores from an SVM that never saw it (``cv``-fold cross-
 3. a temperature, fitted by log-loss, sharpens or softens the result so that confidence means what it says.
 ``predict`` is the argmax of ``predict_proba``; the final SVM is refitted on all rows. The out-of-fold
 probabilities of the training rows stay on the fitted estimator (``oof_proba_``, not pickled) to calibrate
-the conformal prediction sets (``intent_lib.uncertainty``).
+the conformal prediction sets (``intent_lib.uncertainty``). Under ``joblib.parallel_config(n_jobs=k)`` the
+``cv`` fold fits and the final fit run ``k`` at a time, with the same result as one at a time.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from joblib import effective_n_jobs, parallel_config
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -71,9 +74,18 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
             raise ValueError("At least two intents are needed to train a classifier.")
         # Work on class indices: cross_val_predict encodes labels that way, and class weights must match.
         folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
-        with warnings.catch_warnings():  # an intent with fewer rows than folds is expected and handled below
-            warnings.filterwarnings("ignore", message="The least populated class in y has only", category=UserWarning)
-            oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
+        n_jobs = effective_n_jobs()  # the caller's joblib.parallel_config; 1 unless it asks for more
+        with ThreadPoolExecutor(1) as background:
+            # With several jobs the final SVM fits in a thread of this process while the folds fit in joblib's
+            # worker processes: one liblinear fit per process at a time (its random generator is per process),
+            # so the result is the one-process result, bit for bit (tests/test_model.py).
+            final = background.submit(self._svc(y_index).fit, X, y_index) if n_jobs > 1 else None
+            with warnings.catch_warnings(), parallel_config(backend="loky", n_jobs=n_jobs):
+                # an intent with fewer rows than folds is expected and handled below
+                warnings.filterwarnings("ignore", message="The least populated class in y has only",
+                                        category=UserWarning)
+                oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
+            self.svc_ = final.result() if final else self._svc(y_index).fit(X, y_index)
         if oof.ndim == 1:  # two classes: one score column
             oof = np.column_stack([-oof, oof])
         valid = oof > -1e30  # cross_val_predict fills classes missing from a training fold with -max float
@@ -83,7 +95,6 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.temperature_ = 1.0
         self.temperature_ = fit_temperature(self._log_scores(oof), y_index)
         self.oof_proba_ = softmax(self._log_scores(oof), axis=1)
-        self.svc_ = self._svc(y_index).fit(X, y_index)
         return self
 
     def _log_scores(self, scores: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Any
 
 import nbformat
 import papermill
+from jupyter_client.manager import AsyncKernelManager
 from nbconvert import HTMLExporter
 
 from intent_lib.card import git_commit
@@ -72,6 +73,15 @@ def check_overrides(declared: dict[str, dict[str, Any]], overrides: dict[str, An
                          f"{'it' if len(unknown) == 1 else 'them'}. The parameters (with defaults) are:\n{listing}")
 
 
+class EncryptedKernelManager(AsyncKernelManager):
+    """A local kernel whose ZMQ traffic is encrypted (CurveZMQ) when the kernel supports it: no plain-text
+    loopback traffic, and no ipykernel warning about it in the console."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.transport_encryption = "auto"
+
+
 def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any]) -> Run:
     """Execute ``notebooks/<name>.ipynb`` in order, each with the overrides its parameters cell declares."""
     declared = declared_parameters(root, names)
@@ -89,7 +99,8 @@ def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any])
         started = time.perf_counter()
         try:
             papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(root),
-                                       kernel_name="python3", progress_bar=True, log_output=False)
+                                       kernel_name="python3", progress_bar=True, log_output=False,
+                                       kernel_manager_class=EncryptedKernelManager)
         except papermill.PapermillExecutionError as exc:
             raise PipelineError(f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                                 f"See {output.relative_to(root)} for the full trace.") from exc

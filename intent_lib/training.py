@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from sklearn.pipeline import Pipeline
 
 from intent_lib.artefacts import save_model
@@ -63,9 +64,11 @@ def oof_proba(model: Pipeline) -> np.ndarray:
     return model.named_steps["classifier"].oof_proba_
 
 
-def _fit(texts: pd.Series, labels: pd.Series, params: ModelParams, random_state: int) -> tuple[Pipeline, float]:
+def _fit(texts: pd.Series, labels: pd.Series, params: ModelParams, random_state: int,
+         n_jobs: int | None) -> tuple[Pipeline, float]:
     started = time.perf_counter()
-    model = fit_model(texts, labels, params, random_state)
+    with parallel_config(n_jobs=n_jobs):  # the classifier's fold fits, ``n_jobs`` at a time
+        model = fit_model(texts, labels, params, random_state)
     seconds = time.perf_counter() - started
     log.info("fitted on %d questions in %.1f s", len(texts), seconds)
     return model, seconds
@@ -95,12 +98,13 @@ def load_predictions(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.nd
 
 def train_and_save(split: Split, root: Path, model_path: Path, params: ModelParams, params_source: str,
                    random_state: int = 0, refit_full: bool = True, target_accuracy: float = DEFAULT_TARGET_ACCURACY,
-                   alpha: float = DEFAULT_ALPHA) -> tuple[Pipeline, dict[str, Any]]:
+                   alpha: float = DEFAULT_ALPHA, n_jobs: int | None = None) -> tuple[Pipeline, dict[str, Any]]:
     """Fit on the train rows, score on the validation rows, choose the unsure threshold and conformal sets,
     refit on every row when ``refit_full``; write the served pickle at ``model_path``, its card and the validation
-    predictions beside it. ``random_state`` is the SVM's."""
+    predictions beside it. ``random_state`` is the SVM's; ``n_jobs`` processes fit its folds (joblib's
+    convention, -1: one per core; the model does not depend on it)."""
     train, val = split.frames(root)
-    model, fit_seconds = _fit(train["question"], train["intention"], params, random_state)
+    model, fit_seconds = _fit(train["question"], train["intention"], params, random_state, n_jobs)
     classes = model.classes_
     val_labels = val["intention"].to_numpy()
     val_proba = model.predict_proba(val["question"].tolist())
@@ -116,7 +120,7 @@ def train_and_save(split: Split, root: Path, model_path: Path, params: ModelPara
     served, served_rows, served_seconds, uncertainty = model, train, fit_seconds, checked
     if refit_full:
         served_rows = pd.concat([train, val], ignore_index=True)
-        served, served_seconds = _fit(served_rows["question"], served_rows["intention"], params, random_state)
+        served, served_seconds = _fit(served_rows["question"], served_rows["intention"], params, random_state, n_jobs)
         uncertainty = Uncertainty(threshold, target_accuracy, alpha,
                                   conformalize(oof_proba(served), served_rows["intention"], served.classes_, alpha))
     held_out_ids, held_out = ((served_rows["ID"], oof_proba(served)) if refit_full else

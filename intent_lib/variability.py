@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.parallel import Parallel, delayed
+from joblib import parallel_config
 
 from intent_lib.charts import intent_label
 from intent_lib.split import stratified_split
@@ -108,23 +108,17 @@ def refit_over_seeds(labelled: pd.DataFrame, params: ModelParams, val_size: floa
                      cache: FeatureCache | None = None, n_jobs: int | None = None) -> SeedRuns:
     """For each seed: split ``labelled`` (ID, question, intention) as 01_split does, fit on train, score validation.
 
-    The seed sets both the split and the SVM's ``random_state``. ``n_jobs`` processes refit several seeds at
-    once (joblib's convention: -1 is one per core); each refit is the same computation in any process, so the
-    scores do not depend on ``n_jobs``.
+    The seed sets both the split and the SVM's ``random_state``. ``n_jobs`` processes fit each refit's
+    classifier folds (joblib's convention: -1 is one per core); the scores do not depend on it.
     """
     labelled = labelled.reset_index(drop=True)
     cache = cache or FeatureCache(labelled["question"])
     splits = [(int(seed), *stratified_split(labelled, val_size=val_size, seed=int(seed))) for seed in seeds]
     position = pd.Series(np.arange(len(labelled)), index=labelled["ID"])
-    rows = [(position[train["ID"]].to_numpy(), position[val["ID"]].to_numpy()) for _, train, val in splits]
-    if len(splits) > 1 and n_jobs not in (None, 1):
-        # Features of the first split, here: the word vectors are loaded once, and the cache sent to each
-        # worker carries them (and that split's TF-IDF blocks) instead of every worker loading them again.
-        cache.matrix(params, rows[0][0])
     labels = np.unique(labelled["intention"])
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_refit)(cache, params, seed, train, val, train_rows, val_rows, labels)
-        for (seed, train, val), (train_rows, val_rows) in zip(splits, rows))
+    with parallel_config(n_jobs=n_jobs):
+        results = [_refit(cache, params, seed, train, val, position[train["ID"]].to_numpy(),
+                          position[val["ID"]].to_numpy(), labels) for seed, train, val in splits]
     return SeedRuns(pd.DataFrame([run for run, _ in results]), pd.concat([f1 for _, f1 in results], ignore_index=True))
 
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 from tqdm import tqdm
 
+from api.settings import MAX_BATCH
 from intent_lib.artefacts import ModelIntegrityError, read_checked_card
 from intent_lib.data import DEMO_DIR, DataError, load_questions
 from intent_lib.paths import MODEL_FILE, MODEL_PATH, PREDICTIONS_PATH, TEST_INPUTS, TEST_INPUTS_PATH, resolve
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", default=str(PREDICTIONS_PATH), help="submission CSV to write (default %(default)s)")
     parser.add_argument("--unsure", action="store_true",
                         help="add an 'unsure' column (1/0) after 'intention' (not the challenge's format)")
-    parser.add_argument("--batch-size", type=int, default=200, help="questions per request, 1 to 1000")
+    parser.add_argument("--batch-size", type=int, default=200, help=f"questions per request, 1 to {MAX_BATCH}")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="wait up to this many seconds for the API to become healthy (e.g. a starting container)")
@@ -61,8 +62,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--accept-any-model", action="store_true",
                         help="classify with whatever model the server has, even another than --model")
     args = parser.parse_args(argv)
-    if not 1 <= args.batch_size <= 1000:
-        parser.error("--batch-size must be between 1 and 1000")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        parser.error(f"--batch-size must be between 1 and {MAX_BATCH}")
     args.url = args.url.rstrip("/")
     args.model = resolve(args.model)
     if args.model.is_dir():

@@ -9,6 +9,7 @@ from pathlib import Path
 import warnings
 
 import numpy as np
+from joblib import parallel_config
 import pytest
 
 from intent_lib.artefacts import ModelIntegrityError, load_checked
@@ -176,3 +177,15 @@ def test_an_intent_with_fewer_rows_than_folds_fits_without_a_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert set(CalibratedLinearSVC().fit(X, y).predict(X)) <= {0, 1, 2}
+
+
+def test_fits_in_parallel_give_the_one_process_model_bit_for_bit() -> None:
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(6), 40)
+    X = rng.normal(size=(len(y), 30)) + np.eye(6, 30)[y] * 1.5
+    alone = CalibratedLinearSVC().fit(X, y)
+    with parallel_config(n_jobs=2):
+        shared = CalibratedLinearSVC().fit(X, y)
+    np.testing.assert_array_equal(alone.svc_.coef_, shared.svc_.coef_)
+    np.testing.assert_array_equal(alone.oof_proba_, shared.oof_proba_)
+    np.testing.assert_array_equal(alone.predict_proba(X), shared.predict_proba(X))

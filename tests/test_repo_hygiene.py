@@ -1,4 +1,4 @@
-"""Nothing secret, private or generated is tracked by git; notebooks are committed without outputs."""
+"""Nothing secret, private or generated is tracked by git; notebooks are committed without outputs and compile."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_no_tracked_file_holds_the_passphrase_or_real_rows() -> None:
             assert not any(n in content for n in needles), f"{name} holds the passphrase or real data"
 
 
-def test_notebooks_are_committed_without_outputs_and_keep_parameters() -> None:
+def test_notebooks_are_committed_without_outputs_keep_parameters_and_compile() -> None:
     notebooks = [f for f in tracked_files() if f.endswith(".ipynb")]
     assert notebooks, "no notebook tracked"
     for name in notebooks:
@@ -51,6 +51,12 @@ def test_notebooks_are_committed_without_outputs_and_keep_parameters() -> None:
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
         assert not any(c.get("outputs") or c.get("execution_count") for c in code), f"{name} has outputs"
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in code), f"{name}: no parameters cell"
+        for index, cell in enumerate(code):  # a syntax error is found here, not minutes into `make train`
+            source = "".join(cell["source"])
+            try:
+                compile(source, f"{name} code cell {index}", "exec")
+            except SyntaxError as exc:
+                pytest.fail(f"{name}, code cell {index}: {exc}")
 
 
 def test_locks_pin_the_same_versions_of_what_the_pickle_needs() -> None:

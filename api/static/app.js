@@ -4,11 +4,11 @@
 
 (function () {
   const DEBOUNCE_MS = 200;
-  const MAX_CHARS = 5000;
   const $ = (id) => document.getElementById(id);
   const form = $("ask"), input = $("query"), topK = $("top_k"), results = $("results"),
     status = $("status"), count = $("count"), model = $("model"), unsure = $("unsure"),
     candidates = $("candidates");
+  const MAX_CHARS = input.maxLength;  // the server writes its limit into the page
   let timer = null, inFlight = null, lastKey = "";
 
   function el(tag, className, text) {
