@@ -19,6 +19,7 @@ import html
 import itertools
 import os
 import re
+import sys
 import unicodedata
 import uuid
 from functools import lru_cache
@@ -227,8 +228,8 @@ EMBEDDINGS = EmbeddingCache()
 
 
 def _progress(batches: range) -> Iterable[int]:
-    """``batches``, with a progress bar when there are several."""
-    return tqdm(batches, desc="sentence embeddings", unit="batch", disable=len(batches) < 2,
+    """``batches``, with a progress bar on a terminal when there are several (not in a report's output)."""
+    return tqdm(batches, desc="sentence embeddings", unit="batch", disable=len(batches) < 2 or not sys.stderr.isatty(),
                 mininterval=PROGRESS_SECONDS)
 
 
