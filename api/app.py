@@ -6,7 +6,6 @@ checked and loaded once at start-up, and a missing or malformed model stops the 
 Every limit (api/settings.py) is in the OpenAPI document; every error is ``{"status_code", "detail", "field"}``.
 """
 
-import asyncio
 import functools
 import logging
 import re
@@ -33,7 +32,7 @@ from litestar.types import Receive, Scope, Send
 from api import metrics
 from api.logs import AccessLog
 from api.security import Guard
-from api.service import MicroBatcher, ModelService, NotReady, Prediction, ServiceError, StartupError, TimedOut
+from api.service import MicroBatcher, ModelService, NotReady, Prediction, ServiceError, StartupError
 from api.settings import (DEFAULT_TOP_K, MAX_BATCH, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_QUERY_CHARS, MAX_TOP_K,
                           Settings)
 from intent_lib import __version__
@@ -102,16 +101,6 @@ def _service(request: Request) -> ModelService:
     return service
 
 
-async def _within_budget(request: Request, work: Any) -> Any:
-    """Await ``work`` within the request time budget; past it, a ``TimedOut`` (503 with Retry-After)."""
-    settings: Settings = request.app.state.settings
-    try:
-        async with asyncio.timeout(settings.request_timeout):
-            return await work
-    except TimeoutError:
-        raise TimedOut(settings.request_timeout) from None
-
-
 def _log_queries(request: Request, queries: list[str]) -> None:
     if request.app.state.settings.log_queries:  # opt-in debugging only: questions are health data
         log.info("request %s queries %r", request.scope["state"].get("request_id"), queries)
@@ -132,7 +121,7 @@ async def classify(
     _service(request)
     _log_queries(request, [text])
     batcher: MicroBatcher = request.app.state.batcher
-    return await _within_budget(request, batcher.predict(text, top_k))
+    return await batcher.predict(text, top_k)
 
 
 async def _check_body(request: Request) -> None:
@@ -163,7 +152,7 @@ async def classify_batch(
     _service(request)
     _log_queries(request, data.queries)
     batcher: MicroBatcher = request.app.state.batcher
-    return BatchResponse(predictions=await _within_budget(request, batcher.predict_many(data.queries, data.top_k)))
+    return BatchResponse(predictions=await batcher.predict_many(data.queries, data.top_k))
 
 
 @get("/health", summary="200 when the model is loaded and the server is not shutting down, 503 otherwise",
@@ -365,7 +354,8 @@ def create_app(model_path: Path | None = None, settings: Settings | None = None)
     """The app serving ``model_path`` (default: ``MODEL_PATH`` or models/intent_model.pkl, read at start-up)."""
     settings = settings or Settings.from_env()
     service = ModelService(model_path)
-    batcher = MicroBatcher(service, max_batch_requests=settings.max_batch_requests)
+    batcher = MicroBatcher(service, max_batch_requests=settings.max_batch_requests,
+                           request_timeout=settings.request_timeout)
     batcher.on_call = metrics.observe_model_call
     draining = threading.Event()
 

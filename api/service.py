@@ -139,16 +139,18 @@ class _Single:
     query: str
     k: int
     future: "asyncio.Future[Prediction]"
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # the model is on it
 
 
 @dataclass
 class _Batch:
-    """A batch request being predicted chunk by chunk; ``done`` questions so far."""
+    """A batch request being predicted chunk by chunk; ``results`` so far."""
 
     queries: list[str]
     k: int
     future: "asyncio.Future[list[Prediction]]"
     results: list["Prediction"] = field(default_factory=list)
+    started: asyncio.Event = field(default_factory=asyncio.Event)  # its first chunk went to the model
 
     def next_chunk(self, max_questions: int, max_chars: int) -> list[str]:
         start = len(self.results)
@@ -166,16 +168,20 @@ class MicroBatcher:
     to ``max_batch`` in one call) and the next chunk of a batch request (batches take turns), so neither a big
     batch nor a flood of single questions starves the other.
 
-    A call of the model costs ~1.4 ms for one question but ~2.5 ms for eight, so grouping single questions
-    multiplies throughput under load; an idle server answers at once (nothing waits for a batch to fill).
+    Grouping single questions into one call multiplies throughput under load; an idle server answers at once
+    (nothing waits for a batch to fill). A request the model has not started on within ``request_timeout``
+    seconds answers ``TimedOut``; once started it runs to the end (a full batch of long questions takes tens of
+    seconds, and it gives way to single questions between its chunks).
     """
 
     def __init__(self, service: ModelService, max_batch: int = CHUNK_QUESTIONS, chunk_chars: int = CHUNK_CHARS,
-                 max_batch_requests: int = Settings.max_batch_requests) -> None:
+                 max_batch_requests: int = Settings.max_batch_requests,
+                 request_timeout: float = Settings.request_timeout) -> None:
         self.service = service
         self.max_batch = max_batch
         self.chunk_chars = chunk_chars
         self.max_batch_requests = max_batch_requests
+        self.request_timeout = request_timeout
         self.on_call: Callable[[int], None] | None = None  # told each model call's size (metrics)
         self._singles: deque[_Single] = deque()
         self._batches: deque[_Batch] = deque()
@@ -200,10 +206,10 @@ class MicroBatcher:
         """One question, grouped with the others waiting."""
         if self._wake is None:
             raise NotReady()
-        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
-        self._singles.append(_Single(query, k, future))
+        item = _Single(query, k, asyncio.get_running_loop().create_future())
+        self._singles.append(item)
         self._wake.set()
-        return await future
+        return await self._answer(item)
 
     async def predict_many(self, queries: list[str], k: int) -> list["Prediction"]:
         """A batch, in chunks; ``Overloaded`` when ``max_batch_requests`` batches are already running."""
@@ -211,14 +217,27 @@ class MicroBatcher:
             raise NotReady()
         if self._active_batches >= self.max_batch_requests:
             raise Overloaded(self.max_batch_requests)
-        future: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
+        item = _Batch(queries, k, asyncio.get_running_loop().create_future())
         self._active_batches += 1
         try:
-            self._batches.append(_Batch(queries, k, future))
+            self._batches.append(item)
             self._wake.set()
-            return await future
+            return await self._answer(item)
         finally:
             self._active_batches -= 1
+
+    async def _answer(self, item: _Single | _Batch) -> Any:
+        """``item``'s result, or ``TimedOut`` when the model has not started on it within ``request_timeout``
+        (the item is then dropped from the queue)."""
+        started = asyncio.ensure_future(item.started.wait())
+        try:
+            await asyncio.wait([started, item.future], timeout=self.request_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            started.cancel()
+        if not item.started.is_set():
+            _settle(item.future, exc=TimedOut(self.request_timeout))
+        return await item.future
 
     async def _run(self) -> None:
         assert self._wake is not None
@@ -241,6 +260,8 @@ class MicroBatcher:
                 items.append(item)
         if not items:
             return
+        for item in items:
+            item.started.set()
         k = max(item.k for item in items)
         try:
             predictions = await self._call([item.future for item in items], [item.query for item in items], k)
@@ -255,6 +276,7 @@ class MicroBatcher:
         if batch.future.done():  # timed out or cancelled: its remaining chunks are dropped
             return
         chunk = batch.next_chunk(self.max_batch, self.chunk_chars)
+        batch.started.set()
         try:
             batch.results.extend(await self._call([batch.future], chunk, batch.k))
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request

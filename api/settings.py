@@ -4,7 +4,8 @@ Limits are constants (the OpenAPI document states them); operating settings come
 
     LOG_FORMAT        ``text`` (default) or ``json``: one JSON object per log line
     LOG_QUERIES       ``1`` to log question texts (for debugging only; off by default: they are health data)
-    REQUEST_TIMEOUT   seconds a request may wait for the model before a 503 with Retry-After (default 30)
+    REQUEST_TIMEOUT   seconds a request may wait for the model to start on it before a 503 with Retry-After
+                      (default 30; a request the model has started runs to the end)
     MAX_BATCH_REQUESTS  batch requests one worker predicts at once; more answer 429 (default 64)
 """
 

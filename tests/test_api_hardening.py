@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -168,15 +169,21 @@ def test_batch_requests_take_turns_and_past_the_cap_answer_overloaded() -> None:
     assert service.calls == [["a1", "a2"], ["b1", "b2"], ["a3", "a4"], ["b3", "b4"]]
 
 
-def test_past_the_time_budget_a_request_answers_503_with_retry_after(model_path: Path) -> None:
-    with TestClient(create_app(model_path, Settings(request_timeout=0.2))) as slow_client:
+def test_a_request_the_model_cannot_start_within_the_budget_answers_503_with_retry_after(model_path: Path) -> None:
+    with TestClient(create_app(model_path, Settings(request_timeout=0.3))) as slow_client:
         service = slow_client.app.state.model_service
         predict = service.predict
         service.predict = lambda queries, k: (time.sleep(1.0), predict(queries, k))[1]
-        for response in (slow_client.get("/intent", params={"query": "doliprane"}),
-                         slow_client.post("/intent", json={"queries": ["a", "b"]})):
-            assert_error(response, 503)
-            assert int(response.headers["retry-after"]) > 0
+        with ThreadPoolExecutor(3) as pool:
+            first = pool.submit(slow_client.get, "/intent", params={"query": "doliprane"})
+            time.sleep(0.1)  # the model is on the first one for a second: the others wait past the budget
+            waiting = [pool.submit(slow_client.get, "/intent", params={"query": "levothyrox"}),
+                       pool.submit(slow_client.post, "/intent", json={"queries": ["a", "b"]})]
+            assert first.result().status_code == 200, "a request the model started runs past the budget"
+            for response in (w.result() for w in waiting):
+                assert_error(response, 503)
+                assert int(response.headers["retry-after"]) > 0
+        assert slow_client.get("/intent", params={"query": "doliprane"}).status_code == 200
 
 
 def test_too_many_batch_requests_answer_429_with_retry_after(client: TestClient, monkeypatch) -> None:
