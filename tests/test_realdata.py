@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow,
 
 def test_real_data_pipeline_meets_the_regression_floor(tmp_path: Path) -> None:
     shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
-    run = run_train(tmp_path, "-p", "n_seeds=2", DATA_ARCHIVE=str(ARCHIVE), POSOS_PASSPHRASE_FILE=str(PASSPHRASE_FILE))
+    run = run_train(tmp_path, "-p", "n_seeds=1", "-p", "n_resamples=200", DATA_ARCHIVE=str(ARCHIVE), POSOS_PASSPHRASE_FILE=str(PASSPHRASE_FILE))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "DEMO DATA" not in run.stderr
     passphrase = PASSPHRASE_FILE.read_text().strip()
