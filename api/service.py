@@ -23,7 +23,7 @@ import msgspec
 import msgspec.structs
 from threadpoolctl import threadpool_limits
 
-from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, RETRY_AFTER_SECONDS, Settings
+from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, RETRY_AFTER_SECONDS, SINGLES_PER_CALL, Settings
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
 from intent_lib.model import rank, top_k
@@ -165,8 +165,9 @@ class _Batch:
 
 class MicroBatcher:
     """Feeds the model one call at a time, alternating while both wait between the waiting single questions (up
-    to ``max_batch`` in one call) and the next chunk of a batch request (batches take turns), so neither a big
-    batch nor a flood of single questions starves the other.
+    to ``max_singles`` in one call) and the next chunk of a batch request (at most ``chunk_questions`` questions
+    or ``chunk_chars`` characters; batches take turns), so neither a big batch nor a flood of single questions
+    starves the other.
 
     Grouping single questions into one call multiplies throughput under load; an idle server answers at once
     (nothing waits for a batch to fill). A request the model has not started on within ``request_timeout``
@@ -174,11 +175,13 @@ class MicroBatcher:
     seconds, and it gives way to single questions between its chunks).
     """
 
-    def __init__(self, service: ModelService, max_batch: int = CHUNK_QUESTIONS, chunk_chars: int = CHUNK_CHARS,
+    def __init__(self, service: ModelService, max_singles: int = SINGLES_PER_CALL,
+                 chunk_questions: int = CHUNK_QUESTIONS, chunk_chars: int = CHUNK_CHARS,
                  max_batch_requests: int = Settings.max_batch_requests,
                  request_timeout: float = Settings.request_timeout) -> None:
         self.service = service
-        self.max_batch = max_batch
+        self.max_singles = max_singles
+        self.chunk_questions = chunk_questions
         self.chunk_chars = chunk_chars
         self.max_batch_requests = max_batch_requests
         self.request_timeout = request_timeout
@@ -254,7 +257,7 @@ class MicroBatcher:
 
     async def _predict_singles(self) -> None:
         items: list[_Single] = []
-        while self._singles and len(items) < self.max_batch:
+        while self._singles and len(items) < self.max_singles:
             item = self._singles.popleft()
             if not item.future.done():  # a request that timed out while waiting is dropped
                 items.append(item)
@@ -275,7 +278,7 @@ class MicroBatcher:
     async def _predict_chunk(self, batch: _Batch) -> None:
         if batch.future.done():  # timed out or cancelled: its remaining chunks are dropped
             return
-        chunk = batch.next_chunk(self.max_batch, self.chunk_chars)
+        chunk = batch.next_chunk(self.chunk_questions, self.chunk_chars)
         batch.started.set()
         try:
             batch.results.extend(await self._call([batch.future], chunk, batch.k))

@@ -115,7 +115,7 @@ def test_concurrent_single_queries_are_batched_and_each_gets_its_own_answer(mode
                for i in range(24)]
 
     async def run() -> list:
-        batcher = MicroBatcher(service, max_batch=16)
+        batcher = MicroBatcher(service, max_singles=16)
         batcher.start()
         try:
             return await asyncio.gather(*(batcher.predict(q, k) for q, k in queries))

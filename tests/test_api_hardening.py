@@ -28,7 +28,7 @@ from api.app import NOT_BLANK, create_app, drain_on_sigterm
 from api.logs import JsonFormatter, log_config
 from api.security import PAGE_CSP, SWAGGER_CSP
 from api.service import MicroBatcher, ModelService, Overloaded, Prediction, Scored, ShuttingDown
-from api.settings import CHUNK_CHARS, MAX_BATCH, MAX_HEADER_BYTES, MAX_QUERY_CHARS, Settings
+from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, MAX_BATCH, MAX_HEADER_BYTES, MAX_QUERY_CHARS, Settings
 from intent_lib.files import sha256_of as file_sha256
 from tests.test_api import assert_error, edit_card, model_copy, start_error
 
@@ -139,14 +139,14 @@ def test_a_big_batch_is_cut_in_chunks_and_single_questions_go_between_them() -> 
     assert service.calls[1] == ["une question seule"], "the single question waited for the whole batch"
     chunks = [c for c in service.calls if c != ["une question seule"]]
     assert sum(len(c) for c in chunks) == MAX_BATCH and len(chunks) > 1
-    assert all(sum(map(len, c)) <= CHUNK_CHARS for c in chunks)
+    assert all(sum(map(len, c)) <= CHUNK_CHARS and len(c) <= CHUNK_QUESTIONS for c in chunks)
 
 
 def test_batch_requests_take_turns_and_past_the_cap_answer_overloaded() -> None:
     service = GatedService()
 
     async def run() -> tuple[list[list[Prediction]], BaseException | None]:
-        batcher = MicroBatcher(service, max_batch=2, max_batch_requests=2)  # type: ignore[arg-type]
+        batcher = MicroBatcher(service, chunk_questions=2, max_batch_requests=2)  # type: ignore[arg-type]
         batcher.start()
         try:
             service.gate.clear()

@@ -42,5 +42,5 @@ def test_real_data_pipeline_meets_the_regression_floor(tmp_path: Path) -> None:
     validation = card["validation"]  # the train-split model's; floors below the targets, as above
     assert validation["answered_share"] >= 0.45 and validation["answered_accuracy"] >= 0.9
     assert abs(validation["conformal_coverage"] - (1 - card["uncertainty"]["alpha"])) <= 0.03
-    for report in ("01_split", "02_train", "03_evaluate", "04_variability"):
+    for report in ("01_split", "02_train", "03_evaluate", "04_variability", "06_data_quality"):
         assert "DEMO DATA" not in (tmp_path / "reports" / f"{report}.html").read_text()
