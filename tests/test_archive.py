@@ -30,9 +30,12 @@ def _tgz(files: dict[str, str], prefix: str = "data/") -> bytes:
 def _encrypt(payload: bytes, path: Path, passphrase: str = PASSPHRASE) -> Path:
     home = path.parent / "gnupg-home"
     home.mkdir(mode=0o700, exist_ok=True)
-    subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
-                    "--passphrase-fd", "0", "--symmetric", "-o", str(path)],
-                   input=passphrase.encode() + b"\n" + payload, check=True, capture_output=True)
+    try:
+        subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--pinentry-mode", "loopback",
+                        "--passphrase-fd", "0", "--symmetric", "-o", str(path)],
+                       input=passphrase.encode() + b"\n" + payload, check=True, capture_output=True)
+    finally:  # gpg started an agent for this home: stop it, or it outlives the test run
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False, capture_output=True)
     return path
 
 
