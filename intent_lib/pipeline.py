@@ -7,6 +7,8 @@ no notebook of the run declares stops the run before anything executes.
 
 from __future__ import annotations
 
+import ast
+import difflib
 import html
 import json
 import logging
@@ -40,15 +42,20 @@ class PipelineError(RuntimeError):
 @dataclass
 class StepResult:
     name: str
+    started: datetime
     seconds: float
     parameters: dict[str, Any]
     html: Path
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
 @dataclass
 class Run:
     root: Path
-    started: datetime = field(default_factory=lambda: datetime.now(timezone.utc).replace(microsecond=0))
+    started: datetime = field(default_factory=_now)
     steps: list[StepResult] = field(default_factory=list)
 
 
@@ -63,14 +70,26 @@ def declared_parameters(root: Path, names: tuple[str, ...]) -> dict[str, dict[st
 
 
 def check_overrides(declared: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> None:
-    """``ValueError`` listing every parameter the notebooks declare when an override matches none of them."""
+    """``ValueError`` naming the closest declared parameters and listing them all (with their defaults when
+    these are plain values) when an override matches none of them."""
     known = {p for params in declared.values() for p in params}
     unknown = sorted(set(overrides) - known)
     if unknown:
-        listing = "\n".join(f"  {name}: " + ", ".join(f"{p}={v['default']}" for p, v in params.items())
+        close = sorted({m for name in unknown for m in difflib.get_close_matches(name, known, n=2)})
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        listing = "\n".join(f"  {name}: " + ", ".join(_with_default(p, v["default"]) for p, v in params.items())
                             for name, params in declared.items())
-        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: no notebook of this run declares "
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}{hint}: no notebook of this run declares "
                          f"{'it' if len(unknown) == 1 else 'them'}. The parameters (with defaults) are:\n{listing}")
+
+
+def _with_default(name: str, default: str) -> str:
+    """``name=default`` when the default is a literal; the bare name when it is code (a path from the layout)."""
+    try:
+        ast.literal_eval(default)
+    except (ValueError, SyntaxError):
+        return name
+    return f"{name}={default}"
 
 
 class EncryptedKernelManager(AsyncKernelManager):
@@ -96,7 +115,7 @@ def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any])
         parameters = {k: v for k, v in overrides.items() if k in declared[name]}
         output = executed / f"{name}.ipynb"
         log.info("running %s %s", name, parameters or "(default parameters)")
-        started = time.perf_counter()
+        started_at, started = _now(), time.perf_counter()
         try:
             papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(root),
                                        kernel_name="python3", progress_bar=True, log_output=False,
@@ -104,7 +123,8 @@ def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any])
         except papermill.PapermillExecutionError as exc:
             raise PipelineError(f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                                 f"See {output.relative_to(root)} for the full trace.") from exc
-        step = StepResult(name, time.perf_counter() - started, parameters, root / REPORTS_DIR / f"{name}.html")
+        step = StepResult(name, started_at, time.perf_counter() - started, parameters,
+                          root / REPORTS_DIR / f"{name}.html")
         render_html(output, step, run)
         run.steps.append(step)
         log.info("%s done in %.0f s -> %s", name, step.seconds, step.html.relative_to(root))
@@ -133,7 +153,7 @@ def describe_dataset(dataset: DatasetInfo) -> str:
 
 def _header(step: StepResult, run: Run) -> str:
     dataset, is_demo = _dataset_line(run.root)
-    lines = [f"**Run metadata** — notebook `{step.name}`, started {run.started.isoformat()}, "
+    lines = [f"**Run metadata** — notebook `{step.name}`, started {step.started.isoformat()}, "
              f"took {step.seconds:.0f} s, git commit `{git_commit()}`  ",
              f"{dataset}  ",
              f"parameters passed: `{json.dumps(step.parameters)}` (the rest are the notebook's defaults)"]

@@ -87,10 +87,11 @@ def test_a_failing_step_exits_non_zero_with_a_pointer(tmp_path: Path) -> None:
 
 def test_an_unknown_parameter_stops_the_run_with_the_declared_ones(tmp_path: Path) -> None:
     shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
-    run = run_train(tmp_path, "-p", "seed=7", "-p", "n_resamples=10")
+    run = run_train(tmp_path, "-p", "n_seedz=7", "-p", "n_resamples=10")
     assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert "unknown parameter(s) seed" in run.stderr
+    assert "unknown parameter(s) n_seedz (did you mean n_seeds?)" in run.stderr
     assert "01_split: " in run.stderr and "split_seed=42" in run.stderr and "model_seed=0" in run.stderr
+    assert "processed_dir," in run.stderr and "paths." not in run.stderr, "defaults that are code show the name"
     assert not (tmp_path / "reports").exists() and not (tmp_path / "data").exists(), "nothing ran"
 
 
