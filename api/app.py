@@ -219,6 +219,7 @@ _CONSTRAINTS = [
      lambda m: "must not be empty or blank: send the question to classify"),
     (re.compile(r"Expected `array` of length >= 1"), 400, lambda m: "must hold at least one question"),
     (re.compile(r"Expected `int` (>=|<=) \d+"), 400, lambda m: f"must be between 1 and {MAX_TOP_K}"),
+    (re.compile(r"Expected `int`, got"), 400, lambda m: f"must be a whole number between 1 and {MAX_TOP_K}"),
 ]
 
 
@@ -243,9 +244,9 @@ def _validation_error(_: Request, exc: ValidationException) -> Response[ErrorBod
         e_status, e["message"] = _explain(str(e.get("message")))
         status = max(status, e_status)
     fields = [str(e["key"]) for e in extra if e.get("key")]
-    if missing := _MISSING_PARAMETER.match(exc.detail):
-        fields = [missing.group(1)]
     detail = "; ".join(f"{e['key']}: {e.get('message')}" if e.get("key") else str(e.get("message")) for e in extra)
+    if missing := _MISSING_PARAMETER.match(exc.detail):  # Litestar's sentence repeats the query string: not ours
+        fields, detail = [missing.group(1)], f"{missing.group(1)}: missing, e.g. ?{missing.group(1)}=..."
     detail = detail or _plain_detail(exc)
     return _error(status, detail, fields[0] if len(fields) == 1 else None, extra or None)
 

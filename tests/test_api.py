@@ -212,7 +212,13 @@ def test_get_missing_or_blank_query_is_400_naming_the_field(client: TestClient, 
 
 @pytest.mark.parametrize("top_k", ["abc", "0", "-1", "52", "1.5", "true", ""])
 def test_get_bad_top_k_is_400_naming_the_field(client: TestClient, top_k: str) -> None:
-    assert_error(client.get("/intent", params={"query": "bonjour", "top_k": top_k}), 400, "top_k")
+    body = assert_error(client.get("/intent", params={"query": "bonjour", "top_k": top_k}), 400, "top_k")
+    assert "between 1 and 51" in body["detail"] and "Expected" not in body["detail"], "a sentence, not msgspec's"
+
+
+def test_a_misspelt_parameter_is_named_without_echoing_the_query_string(client: TestClient) -> None:
+    body = assert_error(client.get("/intent", params={"qeury": "ma question"}), 400, "query")
+    assert "qeury" not in body["detail"] and "ma question" not in body["detail"]
 
 
 def test_get_query_over_5000_characters(client: TestClient) -> None:
