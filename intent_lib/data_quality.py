@@ -281,11 +281,15 @@ class TestComparison:
         return pd.DataFrame(rows)
 
     def examples(self, n: int = EXAMPLES) -> dict[str, list[str]]:
-        """Up to ``n`` test questions per flag: most unseen words first for the vocabulary flags, else longest first."""
+        """Up to ``n`` test questions per flag: most unseen words first for the vocabulary flags (the "at least
+        one" list leaves out the questions of the "half or more" one), else longest first."""
+        flags = self.flags(self.test)
+        half_unseen = next(mask for flag, mask in flags.items() if flag.startswith("half"))
         out = {}
-        for flag, mask in self.flags(self.test).items():
+        for flag, mask in flags.items():
+            shown = mask & ~half_unseen if flag.startswith("at least") else mask
             key = "unseen_share" if "unseen" in flag else "words"
-            out[flag] = self.test[mask].sort_values(key, ascending=False, kind="stable")["question"].head(n).tolist()
+            out[flag] = self.test[shown].sort_values(key, ascending=False, kind="stable")["question"].head(n).tolist()
         return out
 
     def lengths(self) -> pd.DataFrame:
@@ -360,6 +364,7 @@ def relabel_experiment(data: SplitData, train_ids: Sequence[int], train_issues: 
 
 # --------------------------------------------------------------------------------------------- charts
 LENGTH_CAP = 150  # words: longer questions share the last histogram bin
+LENGTH_BIN = 5  # words per histogram bin
 # Room around a chart: the browser's font runs wider than the one the SVG was laid out with.
 PADDING = {"left": 90, "right": 60, "top": 5, "bottom": 5}
 
@@ -388,15 +393,22 @@ def pairs_chart(pairs: pd.DataFrame, top: int = 25) -> alt.Chart:
 
 
 def lengths_chart(comparison: TestComparison) -> alt.Chart:
-    """Histogram of words per question, labelled and test side by side as shares of their set."""
-    data = comparison.lengths().assign(words=lambda t: t["words"].clip(upper=LENGTH_CAP))
-    return alt.Chart(data, title=f"Words per question (the last bin holds {LENGTH_CAP} and more)").transform_bin(
-        "bin", "words", bin=alt.Bin(step=5)
-    ).transform_aggregate(count="count()", groupby=["set", "bin"]).transform_joinaggregate(
-        total="sum(count)", groupby=["set"]
-    ).transform_calculate(share="datum.count / datum.total").mark_line(interpolate="step-after").encode(
-        x=alt.X("bin:Q", title="words"), y=alt.Y("share:Q", title="share of the set", axis=alt.Axis(format="%")),
-        color=alt.Color("set:N", title=None),
+    """Histogram of words per question (bins of ``LENGTH_BIN``), labelled and test as shares of their set."""
+    words = comparison.lengths().assign(bin=lambda t: t["words"].clip(upper=LENGTH_CAP) // LENGTH_BIN * LENGTH_BIN)
+    shares = words.groupby("set")["bin"].value_counts(normalize=True).rename("share").reset_index()
+    full = pd.MultiIndex.from_product([shares["set"].unique(), range(0, LENGTH_CAP + 1, LENGTH_BIN)],
+                                      names=["set", "bin"])
+    shares = shares.set_index(["set", "bin"]).reindex(full, fill_value=0.0).reset_index()
+    # A step line draws a bin from its start to the next point: the last bin gets a closing point.
+    closing = shares[shares["bin"] == LENGTH_CAP].assign(bin=LENGTH_CAP + LENGTH_BIN)
+    data = pd.concat([shares, closing], ignore_index=True)
+    return alt.Chart(data, title=f"Words per question (the last bin holds {LENGTH_CAP} and more)").mark_line(
+        interpolate="step-after"
+    ).encode(
+        x=alt.X("bin:Q", title="words", scale=alt.Scale(domain=[0, LENGTH_CAP + LENGTH_BIN], nice=False),
+                axis=alt.Axis(values=list(range(0, LENGTH_CAP + 1, 25)))),
+        y=alt.Y("share:Q", title="share of the set", axis=alt.Axis(format="%")),
+        color=alt.Color("set:N", title=None), tooltip=["set", "bin", alt.Tooltip("share:Q", format=".1%")],
     ).properties(width=520, height=220, padding=PADDING)
 
 

@@ -127,7 +127,8 @@ def test_test_profile_counts_what_differs() -> None:
     assert summary["labelled"].tolist() == [0, 0, 1, 0, 0, 0] and summary["test_share"].iloc[0] == pytest.approx(2 / 5)
     examples = comparison.examples()
     assert examples["another language than French"] == ["What is the dose of this medicine for a child?"]
-    assert examples["at least one unseen word"][0].startswith("What")
+    assert examples["at least one unseen word"] == [], "all of them are in the next list"
+    assert examples["half or more of its words unseen"] == [test[3], "pyostatine enceinte ?"]
     assert examples["empty or junk"] == [""]
 
 
