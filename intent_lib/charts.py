@@ -96,9 +96,11 @@ def interval_bars(table: pd.DataFrame, value: str, low: str, high: str, label: s
     """Points with horizontal interval bars, one row per ``label``, sorted by ``sort_by`` descending;
     the x scale spans ``domain``, or the values when None."""
     order = table.sort_values(sort_by, ascending=False)[label].tolist()
-    scale = alt.Scale(domain=list(domain)) if domain else alt.Scale(zero=False)
+    # padding: points at the ends of the domain (an F1 of 0 or 1) are drawn whole, clear of the frame
+    scale = alt.Scale(domain=list(domain), padding=8) if domain else alt.Scale(zero=False, padding=8)
+    ticks = alt.Axis(values=[domain[0] + i * (domain[1] - domain[0]) / 5 for i in range(6)]) if domain else alt.Axis()
     base = alt.Chart(table, title=title).encode(y=alt.Y(f"{label}:N", sort=order, title=None))
-    bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=scale, title=value), x2=f"{high}:Q")
+    bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=scale, title=value, axis=ticks), x2=f"{high}:Q")
     return (bars + base.mark_point(filled=True).encode(x=f"{value}:Q", tooltip=list(table.columns))).properties(
         width=360, height=alt.Step(ROW))
 
