@@ -120,6 +120,12 @@
     return asPercent ? percent(value) : value.toLocaleString("fr-FR", { maximumFractionDigits: 3 });
   }
 
+  const SOURCES = {
+    archive: "jeu réel (archive chiffrée)",
+    csv: "fichiers CSV de data/",
+    demo: "démo synthétique : scores sans valeur",
+  };
+
   async function loadCard() {
     try {
       const response = await fetch("/version", { headers: { Accept: "application/json" } });
@@ -134,7 +140,7 @@
       const rows = [
         ["Version", card.model_version],
         ["Entraîné le", card.trained_at ? new Date(card.trained_at).toLocaleString("fr-FR") : "–"],
-        ["Données", (data.source || "?") + (data.source === "demo" ? " (démo : scores sans valeur)" : "")],
+        ["Données", SOURCES[data.source] || data.source || "–"],
         ["Exactitude (validation)", metric(v.accuracy, true)],
         ["F1 macro (validation)", metric(v.f1_macro, true)],
         ["ECE (calibration)", metric(v.ece, false)],
