@@ -228,9 +228,12 @@ EMBEDDINGS = EmbeddingCache()
 
 
 def _progress(batches: range) -> Iterable[int]:
-    """``batches``, with a progress bar on a terminal when there are several (not in a report's output)."""
-    return tqdm(batches, desc="sentence embeddings", unit="batch", disable=len(batches) < 2 or not sys.stderr.isatty(),
-                mininterval=PROGRESS_SECONDS)
+    """``batches``, with a progress bar on a terminal when there are several (not in a report's output).
+    Without a bar no tqdm is made: even a disabled one creates a multiprocessing lock, which a server's worker
+    processes then leak at shutdown."""
+    if len(batches) < 2 or not sys.stderr.isatty():
+        return batches
+    return tqdm(batches, desc="sentence embeddings", unit="batch", mininterval=PROGRESS_SECONDS)
 
 
 class SentenceEmbedding(TransformerMixin, BaseEstimator):

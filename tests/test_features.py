@@ -88,3 +88,11 @@ def test_memory_cache_is_bounded_and_forgets_the_oldest() -> None:
     cache.embed(TEXTS[1:3])
     assert len(cache._vectors) == 2 and features.text_key(TEXTS[0]) not in cache._vectors
     np.testing.assert_allclose(cache.embed(TEXTS[:1]), first, atol=1e-6)  # encoded again, same vector
+
+
+def test_no_progress_bar_object_off_a_terminal() -> None:
+    """Off a terminal the batches come back as they are: even a disabled tqdm creates a multiprocessing lock,
+    which the API's worker processes leaked at shutdown (a resource_tracker warning)."""
+    batches = range(0, 1000, 64)
+    assert not sys.stderr.isatty()  # pytest captures it
+    assert features._progress(batches) is batches
