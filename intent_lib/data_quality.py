@@ -253,6 +253,11 @@ def word_questions(texts: Sequence[object]) -> Counter[str]:
     return Counter(w for t in texts for w in set(_WORDS.findall(fold_text(clean_text(t)))))
 
 
+# The two vocabulary flags of the test profile (their examples are chosen so the lists do not repeat).
+SOME_UNSEEN = "at least one unseen word"
+MOSTLY_UNSEEN = "half or more of its words unseen"
+
+
 @dataclass
 class TestComparison:
     """Labelled and test questions profiled alike, and the flags that say where they differ."""
@@ -266,8 +271,8 @@ class TestComparison:
         return {
             f"longer than {self.long_words} words (labelled 99th percentile)": profile["words"] > self.long_words,
             "one word or fewer": profile["words"] <= 1,
-            "at least one unseen word": profile["unseen_words"] > 0,
-            "half or more of its words unseen": (profile["unseen_share"] >= 0.5) & (profile["words"] > 0),
+            SOME_UNSEEN: profile["unseen_words"] > 0,
+            MOSTLY_UNSEEN: (profile["unseen_share"] >= 0.5) & (profile["words"] > 0),
             "another language than French": ~profile["language"].isin(["fr", "unknown"]),
             "empty or junk": profile["junk"] != "",
         }
@@ -284,11 +289,10 @@ class TestComparison:
         """Up to ``n`` test questions per flag: most unseen words first for the vocabulary flags (the "at least
         one" list leaves out the questions of the "half or more" one), else longest first."""
         flags = self.flags(self.test)
-        half_unseen = next(mask for flag, mask in flags.items() if flag.startswith("half"))
         out = {}
         for flag, mask in flags.items():
-            shown = mask & ~half_unseen if flag.startswith("at least") else mask
-            key = "unseen_share" if "unseen" in flag else "words"
+            shown = mask & ~flags[MOSTLY_UNSEEN] if flag == SOME_UNSEEN else mask
+            key = "unseen_share" if flag in (SOME_UNSEEN, MOSTLY_UNSEEN) else "words"
             out[flag] = self.test[shown].sort_values(key, ascending=False, kind="stable")["question"].head(n).tolist()
         return out
 
