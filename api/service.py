@@ -26,7 +26,8 @@ from threadpoolctl import threadpool_limits
 from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, RETRY_AFTER_SECONDS, SINGLES_PER_CALL, Settings
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
-from intent_lib.model import rank, top_k
+from intent_lib.model import rank
+from intent_lib.predictor import Predictor
 from intent_lib.paths import MODEL_PATH, resolve
 from intent_lib.uncertainty import Uncertainty
 
@@ -72,7 +73,7 @@ class ModelService:
 
     def __init__(self, model_path: Path | None = None) -> None:
         self._configured_path = model_path
-        self.model: Any = None
+        self.predictor: Predictor | None = None
         self.card: dict[str, Any] | None = None
         self.uncertainty: Uncertainty | None = None
         self._names: dict[int, str] = {}
@@ -84,7 +85,7 @@ class ModelService:
 
     @property
     def loaded(self) -> bool:
-        return self.model is not None
+        return self.predictor is not None
 
     def load(self) -> None:
         """Load the checked model and its card (``load_checked``), warm up; ``StartupError`` when it can't."""
@@ -95,7 +96,8 @@ class ModelService:
             names = {int(k): str(v) for k, v in (card.get("names") or {}).items()}
             if not card.get("uncertainty"):
                 raise ModelIntegrityError(f"{path}'s card records no unsure threshold: retrain with `make train`.")
-            top_k(model, ["warm-up"], 1)  # builds lazy lookups (and loads the encoder) before the first request
+            predictor = Predictor(model)
+            predictor.predict_proba(["warm-up"])  # builds lazy lookups (and loads the encoder) before the first request
         except ModelIntegrityError as exc:
             raise StartupError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - a pickle or card that loads but cannot serve: one-line refusal
@@ -104,23 +106,23 @@ class ModelService:
         self._names = names
         self.card = card
         self.uncertainty = Uncertainty.from_dict(card["uncertainty"])
-        self.model = model
+        self.predictor = predictor
         log.info("model %s loaded from %s", card.get("model_version"), path)
 
     def unload(self) -> None:
         with self._lock:
-            self.model = None
+            self.predictor = None
 
     def name(self, intent: int) -> str:
         return self._names.get(intent) or intent_name(intent)
 
     def predict(self, queries: list[str], k: int) -> list["Prediction"]:
         with self._lock:
-            model = self.model
-            if model is None:
+            predictor = self.predictor
+            if predictor is None:
                 raise ShuttingDown()
-            proba = model.predict_proba(queries)
-        classes = model.classes_
+            proba = predictor.predict_proba(queries)
+        classes = predictor.classes_
         sets = rank(proba, classes, k, members=self.uncertainty.sets(proba))
         out = []
         for query, pairs, candidates in zip(queries, rank(proba, classes, k), sets):

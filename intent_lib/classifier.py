@@ -53,6 +53,11 @@ def fit_sigmoids(scores: np.ndarray, y_index: np.ndarray) -> np.ndarray:
     return params
 
 
+def one_column_per_class(scores: np.ndarray) -> np.ndarray:
+    """A linear SVM's scores with one column per class: two classes get one score column, made two."""
+    return scores if scores.ndim == 2 else np.column_stack([-scores, scores])
+
+
 class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
     """LinearSVC with class weights ``balanced ** class_weight_power`` and calibrated probabilities."""
 
@@ -86,8 +91,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
                                         category=UserWarning)
                 oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
             self.svc_ = final.result() if final else self._svc(y_index).fit(X, y_index)
-        if oof.ndim == 1:  # two classes: one score column
-            oof = np.column_stack([-oof, oof])
+        oof = one_column_per_class(oof)
         valid = oof > -1e30  # cross_val_predict fills classes missing from a training fold with -max float
         oof = np.where(valid, oof, oof[valid].min())
         self.sigmoids_ = fit_sigmoids(oof, y_index)
@@ -120,12 +124,15 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
     def decision_function(self, X) -> np.ndarray:
         """The SVM's raw scores, one column per class."""
         check_is_fitted(self, "svc_")
-        scores = self.svc_.decision_function(X)
-        return scores if scores.ndim == 2 else np.column_stack([-scores, scores])
+        return one_column_per_class(self.svc_.decision_function(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities in ``classes_`` order."""
-        return softmax(self._log_scores(self.decision_function(X)), axis=1)
+        return self.proba_from_scores(self.decision_function(X))
+
+    def proba_from_scores(self, scores: np.ndarray) -> np.ndarray:
+        """Probabilities in ``classes_`` order from the SVM's raw scores (``decision_function``'s)."""
+        return softmax(self._log_scores(scores), axis=1)
 
     def predict(self, X) -> np.ndarray:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]

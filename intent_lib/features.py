@@ -75,7 +75,18 @@ class SpacyTokenizer:
         self.__init__()
 
 
-class MeanWordVectors(TransformerMixin, BaseEstimator):
+class DenseBlock(TransformerMixin, BaseEstimator):
+    """A feature block computed as a dense array (``dense``); ``transform`` gives it as the sparse matrix the
+    feature union joins to the TF-IDF blocks."""
+
+    def dense(self, X: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def transform(self, X: Sequence[str]) -> sparse.csr_matrix:
+        return sparse.csr_matrix(self.dense(X))
+
+
+class MeanWordVectors(DenseBlock):
     """The L2-normalised mean of the spaCy vectors of a text's tokens, times ``weight``.
 
     ``fit`` copies the vector table of ``spacy_model`` (float16 to halve the pickle) and keys it by
@@ -106,7 +117,7 @@ class MeanWordVectors(TransformerMixin, BaseEstimator):
             self._index = dict(zip(self.keys_.tolist(), self.rows_.tolist()))
         return self._index
 
-    def transform(self, X: Sequence[str]) -> sparse.csr_matrix:
+    def dense(self, X: Sequence[str]) -> np.ndarray:
         index = self._lookup()
         out = np.zeros((len(X), self.n_features_out_), dtype=np.float32)
         for i, doc in enumerate(self.tokenizer_.pipe(X)):
@@ -116,7 +127,7 @@ class MeanWordVectors(TransformerMixin, BaseEstimator):
                 norm = float(np.linalg.norm(mean))
                 if norm > 0:
                     out[i] = mean * (self.weight / norm)
-        return sparse.csr_matrix(out)
+        return out
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -236,7 +247,7 @@ def _progress(batches: range) -> Iterable[int]:
     return tqdm(batches, desc="sentence embeddings", unit="batch", mininterval=PROGRESS_SECONDS)
 
 
-class SentenceEmbedding(TransformerMixin, BaseEstimator):
+class SentenceEmbedding(DenseBlock):
     """The sentence encoder's 512-d L2-normalised embedding of a text, times ``weight``.
 
     Nothing is learned from the texts: ``fit`` records the encoder's version and checks it is installed.
@@ -252,8 +263,8 @@ class SentenceEmbedding(TransformerMixin, BaseEstimator):
         self.n_features_out_ = EMBEDDING_DIM
         return self
 
-    def transform(self, X: Sequence[str]) -> sparse.csr_matrix:
-        return sparse.csr_matrix(EMBEDDINGS.embed(list(X), self.batch_size) * np.float32(self.weight))
+    def dense(self, X: Sequence[str]) -> np.ndarray:
+        return EMBEDDINGS.embed(list(X), self.batch_size) * np.float32(self.weight)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array([f"sentence{i}" for i in range(self.n_features_out_)], dtype=object)

@@ -86,11 +86,6 @@ def fit_model(texts: Sequence[str], labels: Sequence[int], params: ModelParams =
     return model
 
 
-def top_k(model: Pipeline, texts: Sequence[str], k: int = 3) -> list[list[tuple[int, float]]]:
-    """For each text, the ``k`` most probable intents with their probabilities, best first."""
-    return rank(model.predict_proba(list(texts)), model.classes_, k)
-
-
 def rank(proba: np.ndarray, classes: np.ndarray, k: int, members: np.ndarray | None = None
          ) -> list[list[tuple[int, float]]]:
     """Per row of ``proba``, the ``k`` most probable intents (or, given boolean ``members``, all members),

@@ -17,7 +17,7 @@ from intent_lib.card import version_mismatches
 from intent_lib.files import read_json, sha256_of
 from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
-from intent_lib.model import ModelParams, top_k
+from intent_lib.model import ModelParams, rank
 from intent_lib.split import Split
 from intent_lib.training import train_and_save
 
@@ -44,13 +44,16 @@ def test_probabilities_are_distributions_and_argmax_is_the_prediction(model) -> 
     np.testing.assert_array_equal(model.classes_[proba.argmax(axis=1)], model.predict(MESSY))
 
 
-def test_top_k_is_sorted_and_bounded(model) -> None:
-    [ranking] = top_k(model, ["Peut-on prendre du doliprane enceinte ?"], k=100)
+def test_ranking_is_sorted_and_bounded(model) -> None:
+    def top(text: str, k: int) -> list[tuple[int, float]]:
+        return rank(model.predict_proba([text]), model.classes_, k)[0]
+
+    ranking = top("Peut-on prendre du doliprane enceinte ?", 100)
     assert len(ranking) == len(model.classes_)
     scores = [s for _, s in ranking]
     assert scores == sorted(scores, reverse=True)
     assert ranking[0][0] == 44  # pregnancy, in the demo data
-    assert len(top_k(model, ["x"], k=0)[0]) == 1
+    assert len(top("x", 0)) == 1
 
 
 def test_pickle_round_trip_in_a_fresh_process_without_the_spacy_model(trained_model_dir: Path, model) -> None:
