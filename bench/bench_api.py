@@ -32,7 +32,8 @@ from posos_client.server import health, local_server
 
 ROOT = project_root()
 RESULTS = ROOT / BENCH_RESULTS_DIR / "bench_api.json"
-AIM = {"concurrency": 8, "p50_ms": 5.0, "p99_ms": 25.0}
+# Latency aims (ms) per concurrency: a new question alone (c=1, p50), and a small team's traffic (c=8).
+AIMS = [{"concurrency": 1, "p50_ms": 5.0}, {"concurrency": 8, "p50_ms": 5.0, "p99_ms": 25.0}]
 
 
 def questions() -> tuple[list[str], str]:
@@ -182,16 +183,19 @@ def main(argv: list[str] | None = None) -> int:
                       f"{batch['seconds']:.2f} s = {batch['questions_per_s']:,.0f} questions/s "
                       f"(p50 {batch['p50_batch_ms']:.0f} ms per batch)")
 
-    aimed = next((lv for lv in levels if lv["concurrency"] == AIM["concurrency"]), None)
-    if aimed:
-        ok = aimed["p50_ms"] < AIM["p50_ms"] and aimed["p99_ms"] < AIM["p99_ms"]
-        print(f"Aim at c={AIM['concurrency']}: p50 < {AIM['p50_ms']} ms and p99 < {AIM['p99_ms']} ms: "
-              f"{'met' if ok else 'NOT met'} (p50 {aimed['p50_ms']} ms, p99 {aimed['p99_ms']} ms)")
+    for aim in AIMS:
+        aimed = next((lv for lv in levels if lv["concurrency"] == aim["concurrency"]), None)
+        if aimed:
+            bounds = {k: v for k, v in aim.items() if k != "concurrency"}
+            wanted = " and ".join(f"{k.removesuffix('_ms')} < {v} ms" for k, v in bounds.items())
+            found = ", ".join(f"{k.removesuffix('_ms')} {aimed[k]} ms" for k in bounds)
+            ok = all(aimed[k] < v for k, v in bounds.items())
+            print(f"Aim at c={aim['concurrency']}: {wanted}: {'met' if ok else 'NOT met'} ({found})")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps({
         "url": url, "model_version": card.get("model_version"), "questions": source, "cpus": os.cpu_count(),
         "python": platform.python_version(), "server_started_for_run": not running,
-        "get": levels, "batch": batch, "aim": AIM,
+        "get": levels, "batch": batch, "aims": AIMS,
     }, indent=2), encoding="utf-8")
     print(f"Wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
     return 0 if all(lv["errors"] == 0 for lv in levels) else 1

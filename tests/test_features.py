@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info
 
 from intent_lib import features
 from intent_lib.features import EMBEDDING_DIM, EmbeddingCache, EncoderMissingError, SentenceEmbedding
@@ -32,20 +31,21 @@ def test_embedding_does_not_depend_on_the_batch_or_the_cache() -> None:
     np.testing.assert_allclose(np.concatenate(alone), together, atol=1e-5)
 
 
-def test_encoder_runs_on_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    encoder = features.sentence_encoder()
-    assert encoder.threads == 1
-    backend = encoder._model
-    seen: list[int] = []
-    inner = backend._encode
-
-    def spy(texts):
-        seen.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
-        return inner(texts)
-
-    monkeypatch.setattr(backend, "_encode", spy)
-    EmbeddingCache().embed(["une question jamais vue, pour encoder"])
-    assert seen and set(seen) == {1}
+def test_encoder_runs_on_one_blas_thread() -> None:
+    """In a fresh process whose BLAS has two threads, the encoder computes on one."""
+    script = ("from threadpoolctl import threadpool_info, threadpool_limits\n"
+              "threadpool_limits(2, user_api='blas')\n"
+              "from intent_lib.features import EmbeddingCache, sentence_encoder\n"
+              "backend = sentence_encoder()._model\n"
+              "inner, seen = backend._encode, set()\n"
+              "def spy(texts):\n"
+              "    seen.update(lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas')\n"
+              "    return inner(texts)\n"
+              "backend._encode = spy\n"
+              "EmbeddingCache().embed(['une question jamais vue, pour encoder'])\n"
+              "print(sorted(seen))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[1]"
 
 
 def test_cache_encodes_a_text_once_and_shares_a_folder(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
