@@ -16,7 +16,6 @@ from typing import Any
 
 from intent_lib import __version__
 from intent_lib.files import write_json
-from intent_lib.features import ENCODER_PACKAGE
 from intent_lib.paths import project_root
 
 # Libraries whose version must match between training and serving for a pickle to load and behave the same.
@@ -39,11 +38,6 @@ def git_commit() -> str:
         return run("rev-parse", "HEAD") + ("-dirty" if run("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def encoder_record(sentence_weight: float) -> dict[str, str] | None:
-    """The sentence encoder a model needs (package and version), or None when it uses none."""
-    return {"package": ENCODER_PACKAGE, "version": metadata.version(ENCODER_PACKAGE)} if sentence_weight > 0 else None
 
 
 def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, Any], training: dict[str, Any],

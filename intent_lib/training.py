@@ -23,7 +23,8 @@ from joblib import parallel_config
 from sklearn.pipeline import Pipeline
 
 from intent_lib.artefacts import save_model
-from intent_lib.card import build_card, encoder_record, write_card
+from intent_lib.card import build_card, write_card
+from intent_lib.features import encoder_record
 from intent_lib.intents import intent_names
 from intent_lib.metrics import expected_calibration_error, summary_scores
 from intent_lib.model import ModelParams, fit_model

