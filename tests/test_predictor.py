@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer
 
 from intent_lib.artefacts import load_checked
-from intent_lib.model import ModelParams, build_model, clean_texts, fit_model
+from intent_lib.model import ModelParams, build_model, fit_model
 from intent_lib.predictor import Predictor
 
 MESSY = ["", "   ", "😀😀😀", "<script>alert(1)</script> doliprane", "какой-то текст", "\x00\x07 contrôle",
@@ -47,6 +47,8 @@ def test_two_intents_and_tfidf_settings_it_does_not_compute_itself(demo_frame: p
 
 def test_refuses_a_pipeline_of_another_shape(trained_model_dir: Path) -> None:
     model = load_checked(trained_model_dir / "models" / "intent_model.pkl")[0]
-    with pytest.raises(TypeError, match="clean -> feature union -> classifier"):
-        Predictor(Pipeline([("clean", FunctionTransformer(clean_texts)), ("features", model.named_steps["features"]),
-                            ("classifier", model.named_steps["classifier"].svc_)]))
+    clean, union, classifier = (step for _, step in model.steps)
+    for steps in ([clean, union, classifier.svc_], [union, classifier],
+                  [clean, clone(union).set_params(char="drop"), classifier]):
+        with pytest.raises(TypeError, match="clean -> feature union -> classifier"):
+            Predictor(Pipeline([(f"step{i}", step) for i, step in enumerate(steps)]))
