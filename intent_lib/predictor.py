@@ -7,8 +7,8 @@ the feature union's job dispatch and the sparse matrices it builds and joins cos
 themselves: about 2 ms of a 7 ms question. ``Predictor`` reads a fitted ``model.build_model`` pipeline (clean ->
 feature union -> ``CalibratedLinearSVC``) and adds up each feature block's share of the SVM's scores: a TF-IDF
 block from its analyzer, vocabulary and idf weights, straight into the scores (no matrix is built); a dense
-block (word vectors, sentence embedding) from its array; any other block from its own ``transform``. Same probabilities as the pipeline (``tests/test_predictor.py``); training and
-evaluation keep using the pipeline.
+block (word vectors, sentence embedding) from its array; any other block from its own ``transform``. Same
+probabilities as the pipeline (``tests/test_predictor.py``); training and evaluation keep using the pipeline.
 """
 
 from __future__ import annotations
@@ -94,4 +94,5 @@ class Predictor:
                 scores += block.dense(cleaned) @ weights.T
             else:
                 scores += np.asarray(block.transform(cleaned) @ weights.T)
-        return self._classifier.proba_from_scores(one_column_per_class(scores[:, 0] if scores.shape[1] == 1 else scores))
+        raw = scores[:, 0] if scores.shape[1] == 1 else scores  # a two-intent SVM has one score column
+        return self._classifier.proba_from_scores(one_column_per_class(raw))
