@@ -8,22 +8,21 @@ Every training row gets scores from an SVM that never saw it (``cv``-fold cross-
 ``predict`` is the argmax of ``predict_proba``; the final SVM is refitted on all rows. The out-of-fold
 probabilities of the training rows stay on the fitted estimator (``oof_proba_``, not pickled) to calibrate
 the conformal prediction sets (``intent_lib.uncertainty``). Under ``joblib.parallel_config(n_jobs=k)`` the
-``cv`` fold fits and the final fit run ``k`` at a time, with the same result as one at a time.
+``cv`` fold fits and the final fit run ``k`` at a time in worker processes, with the same result as one at a time.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from joblib import effective_n_jobs, parallel_config
+from joblib import Parallel, delayed
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 from sklearn.utils.validation import check_is_fitted
 
@@ -58,6 +57,17 @@ def one_column_per_class(scores: np.ndarray) -> np.ndarray:
     return scores if scores.ndim == 2 else np.column_stack([-scores, scores])
 
 
+def _fit_svc(svc: LinearSVC, X, y: np.ndarray) -> LinearSVC:
+    return svc.fit(X, y)
+
+
+def _fold_scores(svc: LinearSVC, X, y: np.ndarray, rows: np.ndarray, held_out: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit ``svc`` on ``rows``: the ``held_out`` rows, the classes it saw, its scores of them (a column each)."""
+    svc.fit(X[rows], y[rows])
+    return held_out, svc.classes_, one_column_per_class(svc.decision_function(X[held_out]))
+
+
 class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
     """LinearSVC with class weights ``balanced ** class_weight_power`` and calibrated probabilities."""
 
@@ -77,29 +87,31 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.classes_, y_index = np.unique(np.asarray(y), return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("At least two intents are needed to train a classifier.")
-        # Work on class indices: cross_val_predict encodes labels that way, and class weights must match.
-        folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
-        n_jobs = effective_n_jobs()  # the caller's joblib.parallel_config; 1 unless it asks for more
-        with ThreadPoolExecutor(1) as background:
-            # With several jobs the final SVM fits in a thread of this process while the folds fit in joblib's
-            # worker processes: one liblinear fit per process at a time (its random generator is per process),
-            # so the result is the one-process result, bit for bit (tests/test_model.py).
-            final = background.submit(self._svc(y_index).fit, X, y_index) if n_jobs > 1 else None
-            with warnings.catch_warnings(), parallel_config(backend="loky", n_jobs=n_jobs):
-                # an intent with fewer rows than folds is expected and handled below
-                warnings.filterwarnings("ignore", message="The least populated class in y has only",
-                                        category=UserWarning)
-                oof = cross_val_predict(self._svc(y_index), X, y_index, cv=folds, method="decision_function")
-            self.svc_ = final.result() if final else self._svc(y_index).fit(X, y_index)
-        oof = one_column_per_class(oof)
-        valid = oof > -1e30  # cross_val_predict fills classes missing from a training fold with -max float
-        oof = np.where(valid, oof, oof[valid].min())
+        self.svc_, oof = self._fit_svc_and_oof_scores(X, y_index)
         self.sigmoids_ = fit_sigmoids(oof, y_index)
         self.log_prior_ = np.log(np.bincount(y_index, minlength=len(self.classes_)) / len(y_index))
         self.temperature_ = 1.0
         self.temperature_ = fit_temperature(self._log_scores(oof), y_index)
         self.oof_proba_ = softmax(self._log_scores(oof), axis=1)
         return self
+
+    def _fit_svc_and_oof_scores(self, X, y_index: np.ndarray) -> tuple[LinearSVC, np.ndarray]:
+        """The SVM fitted on all rows, and each row's scores from the ``cv``-fold SVM that did not see it."""
+        folds = StratifiedKFold(n_splits=self.cv, shuffle=True, random_state=self.random_state)
+        with warnings.catch_warnings():  # an intent with fewer rows than folds is expected and handled below
+            warnings.filterwarnings("ignore", message="The least populated class in y has only",
+                                    category=UserWarning)
+            splits = list(folds.split(X, y_index))
+        # The final fit, the longest, goes first so that the folds fill the other workers meanwhile. Each fit
+        # runs alone in its process (liblinear's random generator is per process): the result does not depend
+        # on the caller's n_jobs (tests/test_model.py).
+        fits = [delayed(_fit_svc)(self._svc(y_index), X, y_index)]
+        fits += [delayed(_fold_scores)(self._svc(y_index), X, y_index, rows, held_out) for rows, held_out in splits]
+        svc, *fold_scores = Parallel(backend="loky")(fits)
+        oof = np.full((len(y_index), len(self.classes_)), np.nan)
+        for held_out, seen, scores in fold_scores:
+            oof[np.ix_(held_out, seen)] = scores
+        return svc, np.where(np.isnan(oof), np.nanmin(oof), oof)  # an intent a fold never saw: the lowest score
 
     def _log_scores(self, scores: np.ndarray) -> np.ndarray:
         """Unnormalised log-probabilities: Platt sigmoids, prior correction, temperature."""

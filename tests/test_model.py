@@ -182,6 +182,27 @@ def test_an_intent_with_fewer_rows_than_folds_fits_without_a_warning() -> None:
         assert set(CalibratedLinearSVC().fit(X, y).predict(X)) <= {0, 1, 2}
 
 
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_out_of_fold_scores_are_cross_val_predicts(n_jobs: int) -> None:
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    rng = np.random.default_rng(2)
+    y = np.array([0] * 30 + [1] + [2] * 30 + [3] * 30)  # intent 1 has one row: one fold's SVM never sees it
+    X = rng.normal(size=(len(y), 8)) + np.eye(4, 8)[y]
+    estimator = CalibratedLinearSVC()
+    estimator.classes_ = np.unique(y)
+    with parallel_config(n_jobs=n_jobs), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scikit-learn's warnings about the fold that lacks intent 1
+        svc, oof = estimator._fit_svc_and_oof_scores(X, y)
+        expected = cross_val_predict(estimator._svc(y), X, y, method="decision_function",
+                                     cv=StratifiedKFold(5, shuffle=True, random_state=0))
+    missing = expected < -1e30  # scikit-learn's mark for an intent the fold's SVM never saw
+    assert missing[:, 1].any() and not missing[:, [0, 2, 3]].any()
+    np.testing.assert_array_equal(oof[~missing], expected[~missing])
+    np.testing.assert_array_equal(oof[missing], expected[~missing].min())
+    np.testing.assert_array_equal(svc.coef_, estimator._svc(y).fit(X, y).coef_)
+
+
 def test_fits_in_parallel_give_the_one_process_model_bit_for_bit() -> None:
     rng = np.random.default_rng(1)
     y = np.repeat(np.arange(6), 40)
