@@ -1,9 +1,10 @@
 """``make test``: classify the test questions through the API and write the challenge's submission file.
 
     python -m posos_client.submit [--url http://localhost:4002] [--input CSV] [--output CSV] [--batch-size 200]
-                                  [--unsure]
+                                  [--concurrency 4] [--unsure]
 
-Questions go to ``POST /intent`` in batches, with a progress bar; the answers are written as ``ID,intention``
+Questions go to ``POST /intent`` in batches, ``--concurrency`` at a time so that every server worker has one
+(connections land on workers at random), with a progress bar; the answers are written as ``ID,intention``
 (with ``--unsure``, a third column ``unsure``, 1 when the model flagged its answer unsure).
 When nothing answers at the URL (and it is this machine), a local uvicorn is started for the run and stopped
 after it. Before any question is sent, the server's model must be the local one (the sha256 of ``/version``
@@ -19,6 +20,7 @@ import csv
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +36,7 @@ from intent_lib.paths import MODEL_FILE, MODEL_PATH, PREDICTIONS_PATH, TEST_INPU
 from posos_client.server import LOOPBACK, ServerError, health, local_server, wait_healthy
 
 DEFAULT_URL = "http://localhost:4002"
+DEFAULT_CONCURRENCY = 4  # batches in flight: with 2 server workers, both get one unless all 4 land on one (1 in 8)
 BLANK_PLACEHOLDER = "?"  # the API refuses blank questions; a submission still needs a row for each ID
 
 
@@ -51,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--unsure", action="store_true",
                         help="add an 'unsure' column (1/0) after 'intention' (not the challenge's format)")
     parser.add_argument("--batch-size", type=int, default=200, help=f"questions per request, 1 to {MAX_BATCH}")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="batches in flight at once (default %(default)s)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     parser.add_argument("--wait", type=float, default=0.0,
                         help="wait up to this many seconds for the API to become healthy (e.g. a starting container)")
@@ -64,6 +69,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 1 <= args.batch_size <= MAX_BATCH:
         parser.error(f"--batch-size must be between 1 and {MAX_BATCH}")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
     args.url = args.url.rstrip("/")
     args.model = resolve(args.model)
     if args.model.is_dir():
@@ -162,34 +169,41 @@ def error_reason(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {detail or response.text[:300] or response.reason_phrase}"
 
 
-def classify(client: httpx.Client, url: str, questions: list[str], batch_size: int, timeout: float
-             ) -> tuple[list[int], list[str], list[bool], int]:
-    """Intents, names and unsure flags of every question, in order; and the number of requests sent."""
-    intents: list[int] = []
-    names: list[str] = []
-    unsure: list[bool] = []
-    requests = 0
-    with tqdm(total=len(questions), unit="q", desc="predicting", file=sys.stderr, disable=None) as bar:
-        for start in range(0, len(questions), batch_size):
-            batch = questions[start:start + batch_size]
-            try:
-                response = client.post(f"{url}/intent", json={"queries": batch, "top_k": 1}, timeout=timeout)
-            except httpx.HTTPError as exc:
-                raise ClientError(f"request for questions {start + 1}-{start + len(batch)} failed: "
-                                  f"{type(exc).__name__}: {exc}") from None
-            requests += 1
-            if response.status_code != 200:
-                raise ClientError(f"request for questions {start + 1}-{start + len(batch)} failed: "
-                                  f"{error_reason(response)}")
-            predictions = response.json().get("predictions", [])
-            if len(predictions) != len(batch):
-                raise ClientError(f"request for questions {start + 1}-{start + len(batch)}: "
-                                  f"{len(predictions)} predictions for {len(batch)} questions.")
-            intents.extend(int(p["intent"]) for p in predictions)
-            names.extend(str(p["name"]) for p in predictions)
-            unsure.extend(bool(p["unsure"]) for p in predictions)
-            bar.update(len(batch))
-    return intents, names, unsure, requests
+def predict_batch(client: httpx.Client, url: str, batch: list[str], first: int, timeout: float) -> list[dict]:
+    """The predictions of one batch (questions ``first + 1`` on, for error messages); ``ClientError`` if it fails."""
+    where = f"request for questions {first + 1}-{first + len(batch)}"
+    try:
+        response = client.post(f"{url}/intent", json={"queries": batch, "top_k": 1}, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise ClientError(f"{where} failed: {type(exc).__name__}: {exc}") from None
+    if response.status_code != 200:
+        raise ClientError(f"{where} failed: {error_reason(response)}")
+    predictions = response.json().get("predictions", [])
+    if len(predictions) != len(batch):
+        raise ClientError(f"{where}: {len(predictions)} predictions for {len(batch)} questions.")
+    return predictions
+
+
+def classify(client: httpx.Client, url: str, questions: list[str], batch_size: int, timeout: float,
+             concurrency: int = DEFAULT_CONCURRENCY) -> tuple[list[int], list[str], list[bool], int]:
+    """Intents, names and unsure flags of every question, in order; and the number of requests sent.
+    ``concurrency`` batches are in flight at once; the first failure stops the run (batches not sent are dropped)."""
+    starts = range(0, len(questions), batch_size)
+    answers: list[list[dict]] = [[] for _ in starts]
+    with (tqdm(total=len(questions), unit="q", desc="predicting", file=sys.stderr, disable=None) as bar,
+          ThreadPoolExecutor(concurrency, thread_name_prefix="submit") as pool):
+        pending = {pool.submit(predict_batch, client, url, questions[start:start + batch_size], start, timeout): i
+                   for i, start in enumerate(starts)}
+        try:
+            for done in as_completed(pending):
+                answers[pending[done]] = done.result()
+                bar.update(len(answers[pending[done]]))
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    predictions = [p for batch in answers for p in batch]
+    return ([int(p["intent"]) for p in predictions], [str(p["name"]) for p in predictions],
+            [bool(p["unsure"]) for p in predictions], len(starts))
 
 
 def summary(intents: list[int], names: list[str], seconds: float, requests: int, top: int = 10) -> str:
@@ -223,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"Classifying {len(questions):,} {source} with {args.url} ...", file=sys.stderr)
                 started = time.perf_counter()
                 intents, names, unsure, requests = classify(client, args.url, questions, args.batch_size,
-                                                            args.timeout)
+                                                            args.timeout, args.concurrency)
                 seconds = time.perf_counter() - started
         write_predictions(output, ids, intents, unsure if args.unsure else None)
     except (ClientError, ServerError) as exc:

@@ -8,7 +8,10 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
@@ -163,29 +166,71 @@ def test_client_missing_input_fails_clearly(tmp_path: Path, server: str) -> None
     assert "absent.csv: file not found" in run.stderr
 
 
-def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
-    calls = {"post": 0}
-
+def mock_api(monkeypatch: pytest.MonkeyPatch, answer: Callable[[list[str]], httpx.Response]) -> None:
+    """The client's HTTP goes to ``answer(queries)`` for POST /intent (health and version answer 200)."""
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path in ("/health", "/version"):
             return httpx.Response(200, json={"status": "ok"})
-        calls["post"] += 1
-        if calls["post"] == 2:
-            return httpx.Response(422, json={"status_code": 422, "detail": "queries[3] is too long"})
-        n = len(json.loads(request.content)["queries"])
-        return httpx.Response(200, json={"predictions": [{"intent": 1, "name": "x", "unsure": False}] * n})
+        return answer(json.loads(request.content)["queries"])
 
     real_client = httpx.Client
     monkeypatch.setattr(submit.httpx, "Client", lambda **kw: real_client(transport=httpx.MockTransport(handler),
                                                                               **kw))
+
+
+def numbered_input(tmp_path: Path, n: int) -> Path:
+    """Questions ``q1`` .. ``qn`` with IDs 1 .. n."""
+    path = tmp_path / "numbered.csv"
+    path.write_text("ID,question\n" + "".join(f"{i},q{i}\n" for i in range(1, n + 1)), encoding="utf-8")
+    return path
+
+
+def submit_numbered(tmp_path: Path, n: int, *args: str) -> tuple[int, Path]:
     output = tmp_path / "out.csv"
-    code = submit.main(["--url", "http://api.test", "--input", "demo", "--output", str(output),
-                        "--batch-size", "10", "--accept-any-model", "--model", str(tmp_path / "no-model")])
+    code = submit.main(["--url", "http://api.test", "--input", str(numbered_input(tmp_path, n)), "--output",
+                        str(output), "--batch-size", "10", "--accept-any-model", "--model", str(tmp_path / "no-model"),
+                        *args])
+    return code, output
+
+
+def echo(queries: list[str]) -> httpx.Response:
+    """Intent = the question's number."""
+    return httpx.Response(200, json={"predictions": [{"intent": int(q[1:]), "name": "x", "unsure": False}
+                                                     for q in queries]})
+
+
+def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    def answer(queries: list[str]) -> httpx.Response:
+        if "q15" in queries:
+            return httpx.Response(422, json={"status_code": 422, "detail": "queries[3] is too long"})
+        return echo(queries)
+
+    mock_api(monkeypatch, answer)
+    code, output = submit_numbered(tmp_path, 40)
     assert code == 1
-    err = capsys.readouterr().err
-    assert "questions 11-20 failed: HTTP 422: queries[3] is too long" in err
+    assert "questions 11-20 failed: HTTP 422: queries[3] is too long" in capsys.readouterr().err
     assert not output.exists()
+
+
+def test_batches_in_flight_together_are_written_in_input_order(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    together = threading.Barrier(3, timeout=30)  # answers only once 3 batches are in flight at the same time
+    first_batch_answered = threading.Event()
+
+    def answer(queries: list[str]) -> httpx.Response:
+        if int(queries[0][1:]) <= 30:
+            together.wait()
+        if queries[0] == "q1":  # the first batch is answered last of the three
+            time.sleep(0.2)
+            first_batch_answered.set()
+        return echo(queries)
+
+    mock_api(monkeypatch, answer)
+    code, output = submit_numbered(tmp_path, 45, "--concurrency", "3")
+    assert code == 0 and first_batch_answered.is_set()
+    rows = output.read_text(encoding="utf-8").splitlines()
+    assert rows == ["ID,intention"] + [f"{i},{i}" for i in range(1, 46)]
 
 
 def test_api_benchmark_runs_bounded_against_the_server(server: str, tmp_path: Path) -> None:
