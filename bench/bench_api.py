@@ -156,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.requests < 1 or args.warmup < 0:
+        parser.error("--requests must be at least 1 and --warmup at least 0")
     url = args.url.rstrip("/")
     parts = urlsplit(url)
     host, port = parts.hostname or "localhost", parts.port or 80
@@ -168,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             card = client.get(f"{url}/version").json()
             print(f"Benchmarking {url} (model {card.get('model_version')}, {source}, {len(texts):,} questions; "
                   f"{os.cpu_count()} CPUs, server {'already running' if running else 'started for the run'})")
-            asyncio.run(run_level(host, port, targets, 4, args.warmup, args.max_seconds))
+            if args.warmup:
+                asyncio.run(run_level(host, port, targets, 4, args.warmup, args.max_seconds))
             levels = []
             for concurrency in args.concurrency:
                 level = asyncio.run(run_level(host, port, targets, concurrency, args.requests, args.max_seconds))
