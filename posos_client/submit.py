@@ -18,9 +18,10 @@ import argparse
 import collections
 import csv
 import os
+import queue
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -178,7 +179,10 @@ def predict_batch(client: httpx.Client, url: str, batch: list[str], first: int, 
         raise ClientError(f"{where} failed: {type(exc).__name__}: {exc}") from None
     if response.status_code != 200:
         raise ClientError(f"{where} failed: {error_reason(response)}")
-    predictions = response.json().get("predictions", [])
+    try:
+        predictions = response.json().get("predictions", [])
+    except (ValueError, AttributeError):
+        raise ClientError(f"{where}: the answer is not a JSON object: {response.text[:100]!r}") from None
     if len(predictions) != len(batch):
         raise ClientError(f"{where}: {len(predictions)} predictions for {len(batch)} questions.")
     return predictions
@@ -187,20 +191,42 @@ def predict_batch(client: httpx.Client, url: str, batch: list[str], first: int, 
 def classify(client: httpx.Client, url: str, questions: list[str], batch_size: int, timeout: float,
              concurrency: int = DEFAULT_CONCURRENCY) -> tuple[list[int], list[str], list[bool], int]:
     """Intents, names and unsure flags of every question, in order; and the number of requests sent.
-    ``concurrency`` batches are in flight at once; the first failure stops the run (batches not sent are dropped)."""
+
+    ``concurrency`` daemon threads send the batches. The first failure (or Ctrl-C) ends the run at once: no
+    batch is sent after it, and requests still in flight are abandoned rather than waited for."""
     starts = range(0, len(questions), batch_size)
+    unsent: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for i in range(len(starts)):
+        unsent.put(i)
+    done: queue.SimpleQueue[tuple[int, list[dict] | Exception]] = queue.SimpleQueue()
+    stop = threading.Event()
+
+    def send() -> None:
+        while not stop.is_set():
+            try:
+                i = unsent.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((i, predict_batch(client, url, questions[starts[i]:starts[i] + batch_size], starts[i],
+                                           timeout)))
+            except Exception as exc:  # noqa: BLE001 - raised again in the calling thread
+                stop.set()
+                done.put((i, exc))
+
+    for _ in range(min(concurrency, len(starts))):
+        threading.Thread(target=send, name="submit", daemon=True).start()
     answers: list[list[dict]] = [[] for _ in starts]
-    with (tqdm(total=len(questions), unit="q", desc="predicting", file=sys.stderr, disable=None) as bar,
-          ThreadPoolExecutor(concurrency, thread_name_prefix="submit") as pool):
-        pending = {pool.submit(predict_batch, client, url, questions[start:start + batch_size], start, timeout): i
-                   for i, start in enumerate(starts)}
-        try:
-            for done in as_completed(pending):
-                answers[pending[done]] = done.result()
-                bar.update(len(answers[pending[done]]))
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    try:
+        with tqdm(total=len(questions), unit="q", desc="predicting", file=sys.stderr, disable=None) as bar:
+            for _ in starts:
+                i, answer = done.get()
+                if isinstance(answer, Exception):
+                    raise answer
+                answers[i] = answer
+                bar.update(len(answer))
+    finally:
+        stop.set()
     predictions = [p for batch in answers for p in batch]
     return ([int(p["intent"]) for p in predictions], [str(p["name"]) for p in predictions],
             [bool(p["unsure"]) for p in predictions], len(starts))

@@ -215,22 +215,43 @@ def test_any_failed_request_exits_non_zero_with_the_reason(monkeypatch: pytest.M
 
 def test_batches_in_flight_together_are_written_in_input_order(monkeypatch: pytest.MonkeyPatch,
                                                                 tmp_path: Path) -> None:
-    together = threading.Barrier(3, timeout=30)  # answers only once 3 batches are in flight at the same time
-    first_batch_answered = threading.Event()
+    together = threading.Barrier(3, timeout=30)  # batches 1-3 answer only once all three are in flight
+    fourth_sent = threading.Event()  # sent once batch 2 or 3 is answered: batch 1 is answered after one of them
 
     def answer(queries: list[str]) -> httpx.Response:
-        if int(queries[0][1:]) <= 30:
+        if queries[0] in ("q1", "q11", "q21"):
             together.wait()
-        if queries[0] == "q1":  # the first batch is answered last of the three
-            time.sleep(0.2)
-            first_batch_answered.set()
+        if queries[0] == "q31":
+            fourth_sent.set()
+        if queries[0] == "q1":
+            assert fourth_sent.wait(timeout=30)
         return echo(queries)
 
     mock_api(monkeypatch, answer)
     code, output = submit_numbered(tmp_path, 45, "--concurrency", "3")
-    assert code == 0 and first_batch_answered.is_set()
-    rows = output.read_text(encoding="utf-8").splitlines()
-    assert rows == ["ID,intention"] + [f"{i},{i}" for i in range(1, 46)]
+    assert code == 0
+    assert output.read_text(encoding="utf-8").splitlines() == ["ID,intention"] + [f"{i},{i}" for i in range(1, 46)]
+
+
+def test_no_batch_is_sent_after_a_failure(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sent: list[str] = []
+
+    def answer(queries: list[str]) -> httpx.Response:
+        sent.append(queries[0])
+        return httpx.Response(503, json={"detail": "busy"}) if queries[0] == "q11" else echo(queries)
+
+    mock_api(monkeypatch, answer)
+    code, _ = submit_numbered(tmp_path, 100, "--concurrency", "1")
+    assert code == 1
+    assert sent == ["q1", "q11"]
+
+
+def test_an_answer_that_is_not_json_stops_the_run_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    mock_api(monkeypatch, lambda queries: httpx.Response(200, text="<html>proxy error</html>"))
+    code, output = submit_numbered(tmp_path, 25)
+    assert code == 1 and not output.exists()
+    assert "is not a JSON object: '<html>proxy error</html>'" in capsys.readouterr().err
 
 
 def test_api_benchmark_runs_bounded_against_the_server(server: str, tmp_path: Path) -> None:
