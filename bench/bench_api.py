@@ -26,6 +26,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from api.settings import MAX_BATCH
 from intent_lib.data import DEMO_DIR, load_questions
 from intent_lib.paths import BENCH_RESULTS_DIR, TEST_INPUTS, TEST_INPUTS_PATH, project_root, resolve
 from posos_client.server import health, local_server
@@ -156,8 +157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if args.requests < 1 or args.warmup < 0:
-        parser.error("--requests must be at least 1 and --warmup at least 0")
+    if min(args.requests, args.batch_size, *args.concurrency) < 1 or args.warmup < 0 or args.batches < 0:
+        parser.error("--requests, --batch-size and every --concurrency must be at least 1; --warmup and --batches "
+                     "at least 0")
+    if args.max_seconds <= 0 or args.batch_size > MAX_BATCH:
+        parser.error(f"--max-seconds must be above 0 and --batch-size at most {MAX_BATCH}")
     url = args.url.rstrip("/")
     parts = urlsplit(url)
     host, port = parts.hostname or "localhost", parts.port or 80

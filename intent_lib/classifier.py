@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 
 def balanced_weights(y: np.ndarray, power: float) -> dict[int, float]:
@@ -87,6 +87,7 @@ class CalibratedLinearSVC(ClassifierMixin, BaseEstimator):
         self.classes_, y_index = np.unique(np.asarray(y), return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("At least two intents are needed to train a classifier.")
+        X = check_array(X, accept_sparse="csr")  # rows are taken by index: CSR or an array
         self.svc_, oof = self._fit_svc_and_oof_scores(X, y_index)
         self.sigmoids_ = fit_sigmoids(oof, y_index)
         self.log_prior_ = np.log(np.bincount(y_index, minlength=len(self.classes_)) / len(y_index))

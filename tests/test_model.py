@@ -11,11 +11,13 @@ import warnings
 import numpy as np
 from joblib import parallel_config
 import pytest
+from scipy import sparse
+from sklearn.model_selection import StratifiedKFold
 
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.card import version_mismatches
 from intent_lib.files import read_json, sha256_of
-from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature
+from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature, one_column_per_class
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
 from intent_lib.model import ModelParams, rank
 from intent_lib.split import Split
@@ -183,24 +185,40 @@ def test_an_intent_with_fewer_rows_than_folds_fits_without_a_warning() -> None:
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
-def test_out_of_fold_scores_are_cross_val_predicts(n_jobs: int) -> None:
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+@pytest.mark.parametrize("counts", [(30, 1, 30, 30), (30, 30)])  # intent 1 in one row: a fold's SVM never sees it
+def test_out_of_fold_scores_are_cross_val_predicts(n_jobs: int, counts: tuple[int, ...]) -> None:
+    from sklearn.model_selection import cross_val_predict
 
-    rng = np.random.default_rng(2)
-    y = np.array([0] * 30 + [1] + [2] * 30 + [3] * 30)  # intent 1 has one row: one fold's SVM never sees it
-    X = rng.normal(size=(len(y), 8)) + np.eye(4, 8)[y]
+    y = np.repeat(np.arange(len(counts)), counts)
+    X = sparse.csr_matrix(np.random.default_rng(2).normal(size=(len(y), 8)) + np.eye(len(counts), 8)[y])
     estimator = CalibratedLinearSVC()
     estimator.classes_ = np.unique(y)
     with parallel_config(n_jobs=n_jobs), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scikit-learn's warnings about the fold that lacks intent 1
+        warnings.simplefilter("ignore")  # scikit-learn's warnings about a fold that lacks an intent
         svc, oof = estimator._fit_svc_and_oof_scores(X, y)
         expected = cross_val_predict(estimator._svc(y), X, y, method="decision_function",
                                      cv=StratifiedKFold(5, shuffle=True, random_state=0))
+    expected = one_column_per_class(expected)
     missing = expected < -1e30  # scikit-learn's mark for an intent the fold's SVM never saw
-    assert missing[:, 1].any() and not missing[:, [0, 2, 3]].any()
+    assert missing[:, 1].any() == (len(counts) > 2) and not np.delete(missing, 1, axis=1).any()
     np.testing.assert_array_equal(oof[~missing], expected[~missing])
     np.testing.assert_array_equal(oof[missing], expected[~missing].min())
     np.testing.assert_array_equal(svc.coef_, estimator._svc(y).fit(X, y).coef_)
+
+
+def test_a_fold_that_sees_two_of_three_intents_is_scored_like_a_two_intent_svm() -> None:
+    y = np.array([0] * 30 + [1] * 30 + [2])  # the fold holding intent 2's one row trains on 2 intents
+    X = np.random.default_rng(3).normal(size=(len(y), 6)) + np.eye(3, 6)[y]
+    estimator = CalibratedLinearSVC()
+    estimator.classes_ = np.unique(y)
+    _, oof = estimator._fit_svc_and_oof_scores(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # intent 2 has fewer rows than folds, on purpose
+        held_out = next(test for _, test in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y) if 60 in test)
+    rows = np.setdiff1d(np.arange(len(y)), held_out)
+    score = estimator._svc(y).fit(X[rows], y[rows]).decision_function(X[held_out])  # weights from every row
+    np.testing.assert_array_equal(oof[held_out, :2], np.column_stack([-score, score]))
+    np.testing.assert_array_equal(oof[held_out, 2], oof.min())
 
 
 def test_fits_in_parallel_give_the_one_process_model_bit_for_bit() -> None:
