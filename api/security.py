@@ -50,9 +50,14 @@ def header_bytes(scope: Scope) -> int:
     return sum(len(name) + len(value) for name, value in scope.get("headers", ()))
 
 
+def error_json(status: int, detail: str) -> bytes:
+    """The app's JSON error shape (``ErrorBody`` without a field), for answers written without the app."""
+    return json.dumps({"status_code": status, "detail": detail}).encode()
+
+
 async def send_error(send: Send, status: int, detail: str) -> None:
     """The app's JSON error shape, written without the app (the request never reached it)."""
-    body = json.dumps({"status_code": status, "detail": detail}).encode()
+    body = error_json(status, detail)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

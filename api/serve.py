@@ -4,7 +4,8 @@
     PORT      port (default 4002; API_PORT is read as an alias)
     WORKERS   uvicorn worker processes, each with its own model and micro-batcher (default: one per core)
 
-and the settings of api/settings.py (LOG_FORMAT, LOG_QUERIES, REQUEST_TIMEOUT, MAX_BATCH_REQUESTS).
+and the settings of api/settings.py (LOG_FORMAT, LOG_QUERIES, REQUEST_TIMEOUT, MAX_BATCH_REQUESTS, HEAD_TIMEOUT,
+BODY_TIMEOUT). The HTTP protocol and its limits are api/protocol.py's.
 A port already taken is reported in one line before the model is loaded. On SIGTERM, ``/health`` answers 503,
 requests in flight finish (for up to GRACEFUL_SHUTDOWN_SECONDS) and the process exits 0.
 """
@@ -21,8 +22,9 @@ import tempfile
 import uvicorn
 
 from api.logs import log_config
+from api.protocol import uvicorn_options
 from api.service import ModelService, StartupError
-from api.settings import GRACEFUL_SHUTDOWN_SECONDS, MAX_HEADER_BYTES, WORKER_HEALTHCHECK_SECONDS, Settings
+from api.settings import GRACEFUL_SHUTDOWN_SECONDS, WORKER_HEALTHCHECK_SECONDS, Settings
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4002
@@ -72,8 +74,7 @@ def main() -> int:
     logging.getLogger("uvicorn.error").addFilter(failed)
     uvicorn.run("api.app:app", host=host, port=port, workers=workers, access_log=False, server_header=False,
                 log_config=log_config(settings.log_format), timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-                h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
+                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS, **uvicorn_options())
     return STARTUP_FAILURE if failed.seen else 0
 
 

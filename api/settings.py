@@ -7,6 +7,10 @@ Limits are constants (the OpenAPI document states them); operating settings come
     REQUEST_TIMEOUT   seconds a request may wait for the model to start on it before a 503 with Retry-After
                       (default 30; a request the model has started runs to the end)
     MAX_BATCH_REQUESTS  batch requests one worker predicts at once; more answer 429 (default 64)
+    HEAD_TIMEOUT      seconds a connection may take to send a complete request head, from its opening or from
+                      the head's first byte; then 408 and closed (default 10; an idle connection is just closed)
+    BODY_TIMEOUT      seconds a request body may take to arrive whole after its head; then closed (default 60:
+                      a full 16 MB body needs at least ~270 KB/s)
 """
 
 from __future__ import annotations
@@ -22,6 +26,15 @@ DEFAULT_TOP_K = 3
 MAX_BODY_BYTES = 16_000_000
 # All request headers together (names and values), as nginx's default large_client_header_buffers allows.
 MAX_HEADER_BYTES = 16_384
+# The longest URL a GET question needs: 5,000 characters of 4-byte UTF-8, percent-encoded (12 bytes each),
+# with the path and top_k. Longer URLs answer 414 while they are being read (httptools parses at most 64 KiB).
+MAX_URL_BYTES = 12 * MAX_QUERY_CHARS + 1_024
+# A request head as received (request line, headers and their separators) past this many bytes answers 431 as
+# soon as they have arrived, without reading the rest; twice the header limit leaves room for the separators.
+MAX_HEAD_BYTES = MAX_URL_BYTES + 2 * MAX_HEADER_BYTES
+# Seconds a refused connection's answer is left for the client to read (what else it sends is discarded)
+# before the connection is closed: closing with unread data would reset it and lose the answer.
+LINGER_SECONDS = 1.0
 MAX_REQUEST_ID_CHARS = 128
 # Waiting single questions go to the model together, up to this many in one call (grouping multiplies
 # throughput under load).
@@ -52,6 +65,8 @@ class Settings:
     log_queries: bool = False
     request_timeout: float = 30.0
     max_batch_requests: int = 64
+    head_timeout: float = 10.0
+    body_timeout: float = 60.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -60,4 +75,6 @@ class Settings:
             raise ValueError(f"LOG_FORMAT must be text or json, got {log_format!r}")
         return cls(log_format=log_format, log_queries=_flag("LOG_QUERIES"),
                    request_timeout=float(os.environ.get("REQUEST_TIMEOUT") or cls.request_timeout),
-                   max_batch_requests=int(os.environ.get("MAX_BATCH_REQUESTS") or cls.max_batch_requests))
+                   max_batch_requests=int(os.environ.get("MAX_BATCH_REQUESTS") or cls.max_batch_requests),
+                   head_timeout=float(os.environ.get("HEAD_TIMEOUT") or cls.head_timeout),
+                   body_timeout=float(os.environ.get("BODY_TIMEOUT") or cls.body_timeout))
