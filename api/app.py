@@ -6,6 +6,7 @@ checked and loaded once at start-up, and a missing or malformed model stops the 
 Every limit (api/settings.py) is in the OpenAPI document; every error is ``{"status_code", "detail", "field"}``.
 """
 
+import contextlib
 import functools
 import logging
 import re
@@ -33,8 +34,8 @@ from api import metrics
 from api.logs import AccessLog
 from api.security import Guard
 from api.service import MicroBatcher, ModelService, NotReady, Prediction, ServiceError, StartupError
-from api.settings import (DEFAULT_TOP_K, MAX_BATCH, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_QUERY_CHARS, MAX_TOP_K,
-                          Settings)
+from api.settings import (DEFAULT_TOP_K, MAX_BATCH, MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADER_BYTES,
+                          MAX_QUERY_CHARS, MAX_TOP_K, MAX_URL_BYTES, Settings)
 from intent_lib import __version__
 
 log = logging.getLogger("api")
@@ -80,10 +81,13 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
     """The documented error responses of a route, all with the JSON error shape."""
     described = {
         400: "A missing, blank or malformed parameter or body (invalid JSON, invalid UTF-8, nesting too deep)",
+        408: "The request head did not arrive in time (HEAD_TIMEOUT)",
         413: f"The body is over {MAX_BODY_BYTES:,} bytes",
+        414: f"The URL is over {MAX_URL_BYTES:,} bytes",
+        415: "The body is not sent as application/json",
         422: f"A question over {MAX_QUERY_CHARS:,} characters or a batch over {MAX_BATCH:,} questions",
         429: "Too many batch requests at once: retry after Retry-After seconds",
-        431: f"The request headers are over {MAX_HEADER_BYTES:,} bytes",
+        431: f"The request headers are over {MAX_HEADER_BYTES:,} bytes (or the whole head over {MAX_HEAD_BYTES:,})",
         503: "The model is not loaded, the server is shutting down, or the request waited past its time budget: "
              "retry after Retry-After seconds",
     }
@@ -106,7 +110,7 @@ def _log_queries(request: Request, queries: list[str]) -> None:
         log.info("request %s queries %r", request.scope["state"].get("request_id"), queries)
 
 
-@get("/intent", summary="Classify one question", responses=_errors(400, 422, 431, 503))
+@get("/intent", summary="Classify one question", responses=_errors(400, 414, 422, 431, 503))
 async def classify(
     request: Request,
     text: Annotated[str, QueryParameter(name="query",  # `query` itself is a name Litestar reserves
@@ -125,7 +129,13 @@ async def classify(
 
 
 async def _check_body(request: Request) -> None:
-    """Refuse, before Litestar decodes it, a body that is not UTF-8 or nests deeper than a parser can follow."""
+    """Refuse, before Litestar decodes it, a body that is not JSON, not UTF-8, nests deeper than a parser can
+    follow, or holds a value of the wrong type that Litestar's lax conversion would accept (``"top_k": "3"``)."""
+    media_type = request.content_type[0]
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(status_code=415, extra={"field": "content-type"},
+                            detail=f"The body must be JSON, sent with Content-Type: application/json "
+                                   f"(got {media_type[:100] or 'none'!r}).")
     body = await request.body()
     try:
         body.decode("utf-8")
@@ -133,16 +143,24 @@ async def _check_body(request: Request) -> None:
         raise HTTPException(status_code=400, detail=f"The request body is not valid UTF-8 (byte {exc.start}): "
                                                     "send JSON encoded in UTF-8.", extra={"field": "body"}) from None
     try:
-        msgspec.json.decode(body)
+        decoded = msgspec.json.decode(body)
     except RecursionError:
         raise HTTPException(status_code=400, extra={"field": "body"},
                             detail='The request body nests too deeply: send {"queries": ["..."], "top_k": 3}.') from None
     except msgspec.DecodeError:
-        pass  # malformed JSON: Litestar's decoder says where
+        return  # malformed JSON: Litestar's decoder says where
+    try:
+        msgspec.convert(decoded, BatchRequest, strict=True)
+    except msgspec.ValidationError as exc:
+        with contextlib.suppress(msgspec.ValidationError):  # else Litestar reports it, as for any invalid body
+            msgspec.convert(decoded, BatchRequest, strict=False)
+            where = str(exc).rpartition("`$.")[2].rstrip("`").split("[")[0] or "body"
+            raise ValidationException(extra=[{"key": where, "message": str(exc).split(" - at ")[0],
+                                              "source": "body"}]) from None
 
 
 @post("/intent", status_code=200, summary="Classify a batch of questions", before_request=_check_body,
-      responses=_errors(400, 413, 422, 429, 431, 503))
+      responses=_errors(400, 413, 415, 422, 429, 431, 503))
 async def classify_batch(
     request: Request,
     data: Annotated[BatchRequest, Body(description=f"1 to {MAX_BATCH:,} questions and top_k (default 3).")],
@@ -302,17 +320,34 @@ class IntentApp(Litestar):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         complete_openapi(self.plugins.get(OpenAPIPlugin).provide_openapi_schema())  # the cached document
-        self._edge = AccessLog(Guard(super().__call__, self.allowed_methods), observe=metrics.observe_request)
+        self._edge = AccessLog(Guard(self._routed, self.allowed_methods), observe=metrics.observe_request)
 
     def allowed_methods(self, path_template: str) -> set[str]:
         """Every method the route answers (Litestar's OPTIONS handler sees only a path's first handler)."""
-        return {m for r in self.routes if r.path == path_template for m in getattr(r, "methods", ())}
+        methods = {m for r in self.routes if r.path == path_template for m in getattr(r, "methods", ())}
+        return methods | {"HEAD"} if "GET" in methods else methods
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await super().__call__(scope, receive, _concise_startup_failure(send))
         else:
             await self._edge(scope, receive, send)
+
+    async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Litestar, with HEAD answered as GET without the body (same status and headers)."""
+        if scope.get("method") != "HEAD":
+            await super().__call__(scope, receive, send)
+            return
+
+        async def headers_only(message: Any) -> None:
+            await send({**message, "body": b""} if message["type"] == "http.response.body" else message)
+
+        as_get = {**scope, "method": "GET"}  # a copy: the server must still see HEAD (and send no body)
+        try:
+            await super().__call__(as_get, receive, headers_only)
+        finally:
+            if "path_template" in as_get:  # for the access log
+                scope["path_template"] = as_get["path_template"]
 
 
 def _concise_startup_failure(send: Send) -> Send:

@@ -129,7 +129,8 @@ class ModelService:
             scored = self._scored(pairs)
             out.append(Prediction(query=query, intent=scored[0].intent, name=scored[0].name,
                                   confidence=scored[0].score, unsure=bool(self.uncertainty.unsure(scored[0].score)),
-                                  top_k=scored, candidates=self._scored(candidates)))
+                                  top_k=scored, candidates=self._scored(candidates),
+                                  probability=f"{scored[0].score:.8f}"))
         return out
 
     def _scored(self, pairs: list[tuple[int, float]]) -> list["Scored"]:
@@ -337,3 +338,4 @@ class Prediction(msgspec.Struct):
     unsure: bool  # confidence below the threshold chosen on validation for the target accuracy
     top_k: list[Scored]
     candidates: list[Scored]  # the conformal prediction set: holds the true intent with probability >= 1 - alpha
+    probability: str  # ``confidence`` as a decimal string, as the Posos spec's answers show it
