@@ -38,7 +38,7 @@ def n_classes(model_path: Path) -> int:
 
 
 def check_prediction(body: dict, query: str, k: int) -> None:
-    assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates"}
+    assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates", "probability"}
     assert body["query"] == query
     assert isinstance(body["unsure"], bool)
     candidates = body["candidates"]
@@ -238,7 +238,8 @@ def test_post_query_over_5000_characters_names_its_index(client: TestClient) -> 
 
 
 def test_post_body_over_the_size_limit_is_413(client: TestClient) -> None:
-    assert_error(client.post("/intent", content=b'{"queries": ["' + b"a" * 17_000_000 + b'"]}'), 413)
+    assert_error(client.post("/intent", content=b'{"queries": ["' + b"a" * 17_000_000 + b'"]}',
+                             headers={"content-type": "application/json"}), 413)
 
 
 @pytest.mark.parametrize("body, field", [

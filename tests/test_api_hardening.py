@@ -92,7 +92,7 @@ def test_405_names_the_allowed_methods_and_options_lists_them_all(client: TestCl
     assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "POST"}
     options = client.options("/intent")
     assert options.status_code == 204
-    assert {m.strip() for m in options.headers["allow"].split(",")} == {"GET", "OPTIONS", "POST"}
+    assert {m.strip() for m in options.headers["allow"].split(",")} == {"GET", "HEAD", "OPTIONS", "POST"}
 
 
 # ------------------------------------------------------------------------------------------ fair serving
@@ -112,7 +112,7 @@ class GatedService:
         self.entered.set()
         assert self.gate.wait(10), "the test never released the model"
         return [Prediction(query=q, intent=0, name="x", confidence=1.0, unsure=False, top_k=[Scored(0, "x", 1.0)],
-                           candidates=[Scored(0, "x", 1.0)]) for q in queries]
+                           candidates=[Scored(0, "x", 1.0)], probability="1.00000000") for q in queries]
 
 
 def test_a_big_batch_is_cut_in_chunks_and_single_questions_go_between_them() -> None:
