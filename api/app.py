@@ -81,7 +81,6 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
     """The documented error responses of a route, all with the JSON error shape."""
     described = {
         400: "A missing, blank or malformed parameter or body (invalid JSON, invalid UTF-8, nesting too deep)",
-        408: "The request head did not arrive in time (HEAD_TIMEOUT)",
         413: f"The body is over {MAX_BODY_BYTES:,} bytes",
         414: f"The URL is over {MAX_URL_BYTES:,} bytes",
         415: "The body is not sent as application/json",

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import msgspec
@@ -338,4 +338,7 @@ class Prediction(msgspec.Struct):
     unsure: bool  # confidence below the threshold chosen on validation for the target accuracy
     top_k: list[Scored]
     candidates: list[Scored]  # the conformal prediction set: holds the true intent with probability >= 1 - alpha
-    probability: str  # ``confidence`` as a decimal string, as the Posos spec's answers show it
+    probability: Annotated[str, msgspec.Meta(
+        pattern=r"^[01]\.[0-9]{8}$",
+        description="`confidence` again, as a decimal string with 8 decimals (\"0.73356545\"), as the Posos "
+                    "spec's answers show it: clients written for that spec read it unchanged.")]
