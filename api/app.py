@@ -21,7 +21,7 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get, post
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.params import Body, QueryParameter
@@ -134,7 +134,11 @@ async def _check_body(request: Request) -> None:
         raise HTTPException(status_code=415, extra={"field": "content-type"},
                             detail=f"The body must be JSON, sent with Content-Type: application/json "
                                    f"(got {media_type[:100] or 'none'!r}).")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except InternalServerException:  # the client left mid-body (or api/protocol.py's BODY_TIMEOUT closed it)
+        raise HTTPException(status_code=408, detail="The request body did not arrive whole: send it again.",
+                            extra={"field": "body"}) from None
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:

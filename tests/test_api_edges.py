@@ -139,7 +139,7 @@ def test_a_slow_client_is_timed_out_with_a_408(server: tuple[int, int]) -> None:
 
 
 @pytest.mark.slow
-def test_an_idle_connection_and_a_stalled_body_are_closed(server: tuple[int, int]) -> None:
+def test_an_idle_connection_and_a_stalled_body_are_closed_and_the_body_counted_408(server: tuple[int, int]) -> None:
     port, _ = server
     with socket.create_connection(("127.0.0.1", port), timeout=10 * BODY_TIMEOUT) as idle, \
             socket.create_connection(("127.0.0.1", port), timeout=10 * BODY_TIMEOUT) as stalled:
@@ -149,6 +149,9 @@ def test_an_idle_connection_and_a_stalled_body_are_closed(server: tuple[int, int
         assert read_all(idle) == b""
         assert read_all(stalled) == b""
     assert time.monotonic() - start < 3 * BODY_TIMEOUT
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert re.search(r'posos_requests_total\{method="POST",route="/intent",status="408"\} 1\.0', metrics), \
+        "the stalled body is counted as a 408, not a server error"
 
 
 @pytest.mark.slow
