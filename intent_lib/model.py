@@ -78,11 +78,13 @@ def build_model(params: ModelParams = ModelParams(), random_state: int = 0) -> P
 
 def fit_model(texts: Sequence[str], labels: Sequence[int], params: ModelParams = ModelParams(),
               random_state: int = 0) -> Pipeline:
-    """Fit the pipeline, then drop the vectorizers' ``stop_words_`` (most of the pickle, unused to predict)."""
+    """Fit the pipeline, then drop what the vectorizers keep but never use to predict: ``stop_words_`` (most of
+    the pickle) and ``_stop_words_id``, a Python ``id()`` that would make two fits' pickles differ."""
     model = build_model(params, random_state).fit(list(texts), np.asarray(labels))
     for _, vectorizer in model.named_steps["features"].transformer_list:
-        if hasattr(vectorizer, "stop_words_"):
-            del vectorizer.stop_words_
+        for attribute in ("stop_words_", "_stop_words_id"):
+            if hasattr(vectorizer, attribute):
+                delattr(vectorizer, attribute)
     return model
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,34 @@ def test_fits_in_parallel_give_the_one_process_model_bit_for_bit() -> None:
     np.testing.assert_array_equal(alone.svc_.coef_, shared.svc_.coef_)
     np.testing.assert_array_equal(alone.oof_proba_, shared.oof_proba_)
     np.testing.assert_array_equal(alone.predict_proba(X), shared.predict_proba(X))
+
+
+_FIT_SCRIPT = """
+import hashlib, pickle, sys
+from intent_lib.data import DEMO_DIR, load_labeled
+from intent_lib.features import EmbeddingCache, clean_text
+from intent_lib.model import fit_model
+from intent_lib.paths import TRAIN_INPUTS, TRAIN_LABELS
+labelled = load_labeled(DEMO_DIR / TRAIN_INPUTS, DEMO_DIR / TRAIN_LABELS)
+questions = labelled["question"].tolist()
+if sys.argv[1] == "warm-half":  # the cache holds half of the texts, encoded together, before the fit
+    EmbeddingCache().embed([clean_text(q) for q in questions[::2]])
+model = fit_model(questions, labelled["intention"].tolist())
+print(hashlib.sha256(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_fits_in_fresh_processes_give_identical_pickle_bytes(tmp_path: Path) -> None:
+    """Whatever the hash seed and whatever the embedding cache holds (cold, warm, partly warm), the same data
+    and parameters give the same pickle, byte for byte."""
+    def fit(hash_seed: str, cache: Path, warm_half: bool = False) -> str:
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed, "POSOS_EMBEDDING_CACHE": str(cache)}
+        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, "warm-half" if warm_half else "cold"],
+                              env=env, capture_output=True, text=True, check=True)
+        return done.stdout.split()[-1]
+
+    cold = fit("1", tmp_path / "shared")
+    warm = fit("2", tmp_path / "shared")  # every text cached by the first fit
+    partly = fit("3", tmp_path / "half", warm_half=True)
+    assert cold == warm == partly
