@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import papermill
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from intent_lib.best_params import read_best_params
 from intent_lib.data import load_labelled_folder, locate_dataset
 from intent_lib.model import ModelParams, fit_model
+from intent_lib.pipeline import notebook_parameters
 from intent_lib.predictor import Predictor
 from intent_lib.paths import (BENCH_RESULTS_DIR, BEST_PARAMS_PATH, DATA_DIR, EMBEDDING_CACHE_DIR, EMBEDDING_CACHE_ENV,
                               NOTEBOOKS_DIR, project_root)
@@ -108,8 +108,7 @@ def main() -> None:
     args = parse_args()
     root = project_root()
     cache = os.environ.setdefault(EMBEDDING_CACHE_ENV, str(root / EMBEDDING_CACHE_DIR))
-    split_defaults = {k: v["default"] for k, v in papermill.inspect_notebook(
-        str(root / NOTEBOOKS_DIR / "01_split.ipynb")).items()}
+    split_defaults = {k: v["default"] for k, v in notebook_parameters(root / NOTEBOOKS_DIR / "01_split.ipynb").items()}
     folder, dataset = locate_dataset(root / DATA_DIR)
     frame = load_labelled_folder(folder)
     train, val = stratified_split(frame, float(split_defaults["val_size"]), int(split_defaults["split_seed"]))

@@ -59,17 +59,35 @@ class Run:
     steps: list[StepResult] = field(default_factory=list)
 
 
-def declared_parameters(root: Path, names: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Each notebook's parameters as papermill reads its ``parameters`` cell (name -> default, help...)."""
+def notebook_parameters(path: Path) -> dict[str, dict[str, str]]:
+    """The assignments of a notebook's ``parameters`` cell: name -> {"default": its source text}.
+
+    Read with Python's ``ast``, not papermill's line parser, which drops (with a warning only) any line holding a
+    second ``=``, such as ``alpha = 0.1  # ... >= 1 - alpha``; papermill still injects overrides of such names.
+    """
+    cells = nbformat.read(path, as_version=4).cells
+    source = next(("".join(c.source) for c in cells if "parameters" in c.metadata.get("tags", ())), "")
+    declared: dict[str, dict[str, str]] = {}
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) and node.value is not None else []
+        for target in targets:
+            if isinstance(target, ast.Name):
+                declared[target.id] = {"default": ast.get_source_segment(source, node.value) or ""}
+    return declared
+
+
+def declared_parameters(root: Path, names: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """Each notebook's parameters (``notebook_parameters``), by notebook name."""
     sources = {name: root / NOTEBOOKS_DIR / f"{name}.ipynb" for name in names}
     missing = [str(path) for path in sources.values() if not path.is_file()]
     if missing:
         raise PipelineError(f"notebook(s) not found: {', '.join(missing)}. Run from the project's root "
                             "(or set POSOS_ROOT to it).")
-    return {name: papermill.inspect_notebook(str(path)) for name, path in sources.items()}
+    return {name: notebook_parameters(path) for name, path in sources.items()}
 
 
-def check_overrides(declared: dict[str, dict[str, Any]], overrides: dict[str, Any]) -> None:
+def check_overrides(declared: dict[str, dict[str, str]], overrides: dict[str, Any]) -> None:
     """``ValueError`` naming the closest declared parameters and listing them all (with their defaults when
     these are plain values) when an override matches none of them."""
     known = {p for params in declared.values() for p in params}

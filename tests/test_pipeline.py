@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -10,9 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
 
 from intent_lib.paths import TRAIN_NOTEBOOKS
+from intent_lib.pipeline import notebook_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -113,3 +118,22 @@ def test_a_url_with_a_password_is_refused_before_it_reaches_a_report(tmp_path: P
                          capture_output=True, text=True, env=environment, timeout=120)
     assert run.returncode == 1 and "PGPASSWORD" in run.stderr and "s3cret" not in run.stderr
     assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize("notebook", sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb")))
+def test_every_assignment_of_a_parameters_cell_can_be_overridden(notebook: str) -> None:
+    """Each name a ``parameters`` cell assigns is declared (so ``-p`` accepts it), and papermill injects it."""
+    path = REPO / "notebooks" / f"{notebook}.ipynb"
+    cell = next(c for c in nbformat.read(path, as_version=4).cells if "parameters" in c.metadata.get("tags", ()))
+    assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    declared = notebook_parameters(path)
+    assert assigned and set(declared) == assigned
+    overrides = {name: 12345 for name in declared}
+    injected = parameterize_notebook(load_notebook_node(str(path)), overrides)
+    source = next(c.source for c in injected.cells if "injected-parameters" in c.metadata.get("tags", ()))
+    assert all(f"{name} = 12345" in source for name in declared)
+
+
+def test_a_parameter_whose_comment_holds_an_equals_sign_is_declared() -> None:
+    assert {"alpha", "target_accuracy"} <= set(notebook_parameters(REPO / "notebooks" / "02_train.ipynb"))
