@@ -40,7 +40,7 @@ class DatasetInfo:
     """Where the data came from and a hash of its contents."""
 
     source: str  # "archive", "csv" or "demo"
-    location: str  # the archive's file name, or the folder of the CSV files
+    location: str  # the archive by its hash, or the folder of the CSV files: never where a run mounted it
     sha256: str  # of the CSV files
     archive_sha256: str | None = None  # of the archive they were decrypted from
 
@@ -115,7 +115,7 @@ def load_labelled_folder(folder: Path | resources.abc.Traversable) -> pd.DataFra
 
 def record_archive_origin(data_dir: Path, archive: Path) -> None:
     """Note which archive the CSV files of ``data_dir`` came from (read back by ``locate_dataset``)."""
-    write_json({"archive": archive.name, "archive_sha256": sha256_of(archive),
+    write_json({"archive_sha256": sha256_of(archive),
                 "csv_sha256": sha256_of(*(data_dir / n for n in LABELLED_FILES))}, data_dir / ARCHIVE_ORIGIN)
 
 
@@ -127,7 +127,8 @@ def locate_dataset(data_dir: Path) -> tuple[Path | resources.abc.Traversable, Da
         origin_file = data_dir / ARCHIVE_ORIGIN
         origin = json.loads(origin_file.read_text(encoding="utf-8")) if origin_file.is_file() else {}
         if origin.get("csv_sha256") == sha:
-            return data_dir, DatasetInfo("archive", origin["archive"], sha, origin["archive_sha256"])
+            archive_sha = origin["archive_sha256"]
+            return data_dir, DatasetInfo("archive", f"archive sha256 {archive_sha[:12]}", sha, archive_sha)
         return data_dir, DatasetInfo("csv", _shown_path(data_dir), sha)
     return DEMO_DIR, DatasetInfo("demo", "intent_lib/resources/demo", sha256_of(*(DEMO_DIR / n for n in LABELLED_FILES)))
 

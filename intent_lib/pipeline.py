@@ -161,9 +161,8 @@ def _dataset_line(root: Path) -> tuple[str, bool]:
 
 def describe_dataset(dataset: DatasetInfo) -> str:
     """Where the data came from, each hash named:
-    ``decrypted from data.tgz.gpg (archive sha256 …), CSV sha256 …``."""
-    origin = {"archive": f"decrypted from {dataset.location}"
-                         + (f" (archive sha256 {dataset.archive_sha256[:12]}…)" if dataset.archive_sha256 else ""),
+    ``decrypted from an archive (sha256 …), CSV sha256 …``."""
+    origin = {"archive": f"decrypted from an archive (sha256 {(dataset.archive_sha256 or '')[:12]}…)",
               "csv": f"CSV files in {dataset.location}/",
               "demo": f"synthetic demo data in {dataset.location}/"}.get(dataset.source, dataset.location)
     return f"{origin}, CSV sha256 {dataset.sha256[:12]}…"

@@ -14,8 +14,8 @@ CSV_SHA, ARCHIVE_SHA = "6d5dc2" + "0" * 58, "147857" + "1" * 58
 
 
 def test_the_dataset_line_names_each_hash_without_nested_brackets() -> None:
-    line = describe_dataset(DatasetInfo("archive", "data.tgz.gpg", CSV_SHA, ARCHIVE_SHA))
-    assert line == "decrypted from data.tgz.gpg (archive sha256 147857111111…), CSV sha256 6d5dc2000000…"
+    line = describe_dataset(DatasetInfo("archive", "archive sha256 147857111111", CSV_SHA, ARCHIVE_SHA))
+    assert line == "decrypted from an archive (sha256 147857111111…), CSV sha256 6d5dc2000000…"
     assert describe_dataset(DatasetInfo("csv", "data", CSV_SHA)) == "CSV files in data/, CSV sha256 6d5dc2000000…"
     assert describe_dataset(DatasetInfo("demo", "intent_lib/resources/demo", CSV_SHA)).startswith("synthetic demo data")
 
