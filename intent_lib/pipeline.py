@@ -69,8 +69,12 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, str]]:
     source = next(("".join(c.source) for c in cells if "parameters" in c.metadata.get("tags", ())), "")
     declared: dict[str, dict[str, str]] = {}
     for node in ast.parse(source).body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, ast.AnnAssign) and node.value is not None else []
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets = [node.target]
+        else:
+            continue
         for target in targets:
             if isinstance(target, ast.Name):
                 declared[target.id] = {"default": ast.get_source_segment(source, node.value) or ""}
