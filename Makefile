@@ -18,7 +18,7 @@ ARCHIVE = $(or $(DATA_ARCHIVE),$(shell python3 -c 'from intent_lib.paths import 
 GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
 DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
 
-.PHONY: help venv train check check-fast lab bench lock clean
+.PHONY: help venv train trainer-image check check-fast lab bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -36,9 +36,12 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 
 venv: $(VENV)/.installed ## Create .venv from the lock (done for you by the other targets)
 
-train: ## Decrypt the data (or use the demo data), run the notebooks, write models/ and reports/
-ifeq ($(RUNTIME),docker)
+trainer-image: ## Build the trainer image (trainer.Dockerfile)
 	$(DOCKER) build -f trainer.Dockerfile -t $(TRAINER_IMAGE) .
+
+train: ## Decrypt the data (or use the demo data), run the notebooks, write models/ and reports/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
+ifeq ($(RUNTIME),docker)
+train: trainer-image
 	mkdir -p data models reports
 	$(DOCKER) run --rm $(DOCKER_USER) \
 	  -v "$(CURDIR)/data:/app/data" -v "$(CURDIR)/models:/app/models" -v "$(CURDIR)/reports:/app/reports" \

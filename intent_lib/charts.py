@@ -14,6 +14,7 @@ FONT = "DejaVu Sans, Verdana, sans-serif"
 CELL = 15  # px per confusion-matrix cell at least: room for a two-digit intent number
 MATRIX_SIDE = 300  # px: the confusion matrix is at least this large, however few the intents
 ROW = 13  # px per row in the one-row-per-intent charts
+FEW_QUESTIONS = 10  # per-intent scores on fewer validation questions than this are drawn pale
 
 
 @alt.theme.register("posos", enable=True)
@@ -66,14 +67,24 @@ def confusion_heatmap(matrix: np.ndarray, labels: Sequence[int], names: dict[int
 
 
 def per_intent_bars(table: pd.DataFrame, metric: str = "f1") -> alt.Chart:
-    """Bars of a per-intent metric, sorted by support, support as a tooltip."""
+    """Bars of a per-intent metric, sorted by support, each labelled with its support; intents with fewer than
+    ``FEW_QUESTIONS`` validation questions are drawn pale, since their score rests on a handful of answers."""
     names = dict(zip(table["intent"], table["name"]))
-    data = table.assign(label=[intent_label(i, names) for i in table["intent"]])
+    data = table.assign(label=[intent_label(i, names) for i in table["intent"]],
+                        questions=np.where(table["support"] < FEW_QUESTIONS, f"fewer than {FEW_QUESTIONS}",
+                                           f"{FEW_QUESTIONS} or more"),
+                        support_text=[f"n={n}" for n in table["support"]])
     order = data.sort_values("support", ascending=False)["label"].tolist()
-    return alt.Chart(data, title=f"Per-intent {metric} (sorted by support)").mark_bar().encode(
-        y=alt.Y("label:N", sort=order, title=None), x=alt.X(f"{metric}:Q", scale=alt.Scale(domain=[0, 1])),
-        color=alt.Color("support:Q", scale=alt.Scale(scheme="greens")), tooltip=["label", "support", metric],
-    ).properties(width=360, height=alt.Step(ROW))
+    base = alt.Chart(data, title=f"Per-intent {metric} (sorted by support, n = validation questions)").encode(
+        y=alt.Y("label:N", sort=order, title=None), x=alt.X(f"{metric}:Q", scale=alt.Scale(domain=[0, 1.15]),
+                                                             axis=alt.Axis(values=[0, 0.25, 0.5, 0.75, 1])))
+    bars = base.mark_bar().encode(
+        color=alt.Color("questions:N", title="validation questions",
+                        scale=alt.Scale(domain=[f"{FEW_QUESTIONS} or more", f"fewer than {FEW_QUESTIONS}"],
+                                        range=["#2f7d4f", "#c7dccd"])),
+        tooltip=["label", "support", metric])
+    counts = base.mark_text(align="left", dx=3, fontSize=9, color="#444").encode(text="support_text:N")
+    return (bars + counts).properties(width=360, height=alt.Step(ROW))
 
 
 def reliability_diagram(table: pd.DataFrame) -> alt.Chart:

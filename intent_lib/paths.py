@@ -55,7 +55,8 @@ VARIABILITY_PATH = REPORTS_DIR / "variability.json"  # 04_variability
 TUNING_PATH = REPORTS_DIR / "tuning.json"  # 05_tune: the search's outcome, whether or not it beat the defaults
 DATA_QUALITY_PATH = REPORTS_DIR / "data_quality.json"  # 06_data_quality
 LABEL_ISSUES_PATH = REPORTS_DIR / "label_issues.csv"  # 06_data_quality: likely label errors, ranked
-PREDICTIONS_PATH = REPORTS_DIR / "predictions_test.csv"  # make test
+PREDICTIONS_PATH = REPORTS_DIR / "predictions_test.csv"  # make test: the submission file
+UNSURE_PREDICTIONS_PATH = REPORTS_DIR / "predictions_test_unsure.csv"  # make test TEST_ARGS=--unsure: with an unsure column
 
 # bench/results/: what `make bench` and `make bench-api` measured.
 BENCH_RESULTS_DIR = Path("bench") / "results"

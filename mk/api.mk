@@ -17,7 +17,7 @@ BENCH_LOAD_ARGS ?=
 SMOKE_DIR ?= build/smoke
 SMOKE_PORT ?= 4012
 
-.PHONY: api api-image test bench-api bench-load smoke-containers
+.PHONY: api api-image images test bench-api bench-load smoke-containers
 
 api-image: ## Build the API image (api.Dockerfile)
 	$(DOCKER) build -f api.Dockerfile -t $(API_IMAGE) .
@@ -43,9 +43,9 @@ bench-load: $(VENV)/.installed ## Load test: >= 20,000 mixed GET/POST requests a
 
 # Build both images, train on the demo data in the trainer container (in $(SMOKE_DIR), leaving data/ and models/
 # alone), serve that model from the api container on $(SMOKE_PORT), and run `make test` against it.
-smoke-containers: $(VENV)/.installed ## Containerised smoke test: both images, demo training, API container, make test
-	$(DOCKER) build -f trainer.Dockerfile -t $(TRAINER_IMAGE) .
-	$(DOCKER) build -f api.Dockerfile -t $(API_IMAGE) .
+images: trainer-image api-image ## Build both images (CI builds them while the tests run)
+
+smoke-containers: $(VENV)/.installed images ## Containerised smoke test: both images, demo training, API container, make test
 	rm -rf "$(SMOKE_DIR)" && mkdir -p "$(SMOKE_DIR)/data" "$(SMOKE_DIR)/models" "$(SMOKE_DIR)/reports"
 	$(DOCKER) run --rm $(DOCKER_USER) -v "$(abspath $(SMOKE_DIR))/data:/app/data" \
 	  -v "$(abspath $(SMOKE_DIR))/models:/app/models" -v "$(abspath $(SMOKE_DIR))/reports:/app/reports" \

@@ -1,11 +1,12 @@
 """``make test``: classify the test questions through the API and write the challenge's submission file.
 
     python -m posos_client.submit [--url http://localhost:4002] [--input CSV] [--output CSV] [--batch-size 200]
-                                  [--concurrency 4] [--unsure]
+                                  [--concurrency 4] [--unsure [CSV]]
 
 Questions go to ``POST /intent`` in batches, ``--concurrency`` at a time so that every server worker has one
-(connections land on workers at random), with a progress bar; the answers are written as ``ID,intention``
-(with ``--unsure``, a third column ``unsure``, 1 when the model flagged its answer unsure).
+(connections land on workers at random), with a progress bar; the answers are written as ``ID,intention``, the
+challenge's submission format. ``--unsure`` also writes a second file (default
+``reports/predictions_test_unsure.csv``) with a third column ``unsure``, 1 when the model flagged its answer unsure.
 When nothing answers at the URL (and it is this machine), a local uvicorn is started for the run and stopped
 after it. Before any question is sent, the server's model must be the local one (the sha256 of ``/version``
 against the card beside ``--model``) unless ``--accept-any-model``. Any failed request stops the run with a
@@ -33,7 +34,8 @@ from tqdm import tqdm
 from api.settings import MAX_BATCH
 from intent_lib.artefacts import ModelIntegrityError, read_checked_card
 from intent_lib.data import DEMO_DIR, DataError, load_questions
-from intent_lib.paths import MODEL_FILE, MODEL_PATH, PREDICTIONS_PATH, TEST_INPUTS, TEST_INPUTS_PATH, resolve
+from intent_lib.paths import (MODEL_FILE, MODEL_PATH, PREDICTIONS_PATH, TEST_INPUTS, TEST_INPUTS_PATH,
+                              UNSURE_PREDICTIONS_PATH, resolve)
 from posos_client.server import LOOPBACK, ServerError, health, local_server, wait_healthy
 
 DEFAULT_URL = "http://localhost:4002"
@@ -52,8 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input", default=None,
                         help=f"ID,question CSV (default {TEST_INPUTS_PATH}, else the demo test set); 'demo' for the demo")
     parser.add_argument("--output", default=str(PREDICTIONS_PATH), help="submission CSV to write (default %(default)s)")
-    parser.add_argument("--unsure", action="store_true",
-                        help="add an 'unsure' column (1/0) after 'intention' (not the challenge's format)")
+    parser.add_argument("--unsure", nargs="?", const=str(UNSURE_PREDICTIONS_PATH), default=None, metavar="CSV",
+                        help="also write ID,intention,unsure (1/0) to CSV (default %(const)s); the submission file "
+                             "stays in the challenge's format")
     parser.add_argument("--batch-size", type=int, default=200, help=f"questions per request, 1 to {MAX_BATCH}")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
                         help="batches in flight at once (default %(default)s)")
@@ -265,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
                 intents, names, unsure, requests = classify(client, args.url, questions, args.batch_size,
                                                             args.timeout, args.concurrency)
                 seconds = time.perf_counter() - started
-        write_predictions(output, ids, intents, unsure if args.unsure else None)
+        write_predictions(output, ids, intents)
+        if args.unsure:
+            write_predictions(resolve(args.unsure), ids, intents, unsure)
     except (ClientError, ServerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -274,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(summary(intents, names, seconds, requests))
     print(f"{sum(unsure):,} answers unsure ({sum(unsure) / len(unsure):.0%}).")
-    print(f"Wrote {output} ({len(ids):,} rows, header ID,intention{',unsure' if args.unsure else ''}).")
+    print(f"Wrote {output} ({len(ids):,} rows, header ID,intention).")
+    if args.unsure:
+        print(f"Wrote {resolve(args.unsure)} ({len(ids):,} rows, header ID,intention,unsure).")
     return 0
 
 

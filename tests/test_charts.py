@@ -52,7 +52,7 @@ def every_chart(predictions: tuple[np.ndarray, np.ndarray]) -> dict[str, object]
                              for c in ("default", "tuned") for m in ("accuracy", "f1_macro")])
     return {
         "Questions per intent": charts.intent_frequencies(frame, frame, NAMES),
-        "Per-intent f1 (sorted by support)": charts.per_intent_bars(per_intent_table(y, predicted, LABELS, NAMES)),
+        "Per-intent f1 (sorted by support, n = validation questions)": charts.per_intent_bars(per_intent_table(y, predicted, LABELS, NAMES)),
         "Confusion matrix (share of each true intent)": charts.confusion_heatmap(
             confusion(y, predicted, LABELS), LABELS, NAMES),
         "Reliability of the confidence": charts.reliability_diagram(
@@ -125,3 +125,14 @@ def test_histograms_have_their_own_range_and_unique_ticks() -> None:
     ticks = [float(t) for t in texts(svg) if re.fullmatch(r"0\.\d+", t)]
     assert any(t >= .68 for t in ticks) and any(t <= .47 for t in ticks)
     assert all(.6 <= t <= .8 or .3 <= t <= .6 for t in ticks) and len(ticks) == len(set(ticks))
+
+
+def test_per_intent_bars_say_how_few_questions_a_score_rests_on(predictions) -> None:
+    y, predicted = predictions
+    table = per_intent_table(y, predicted, LABELS, NAMES)
+    table.loc[table.index[0], "support"] = 2  # one intent scored on two questions
+    svg = svg_of(charts.per_intent_bars(table))
+    shown = texts(svg)
+    assert {f"n={n}" for n in table["support"]} <= set(shown)
+    assert f"fewer than {charts.FEW_QUESTIONS}" in shown
+    assert {"#2f7d4f", "#c7dccd"} <= set(re.findall(r'fill="(#[0-9a-f]{6})"', svg))

@@ -98,12 +98,13 @@ def test_client_against_a_running_server(server: str, model_file: Path, input_cs
     check_predictions(server, input_csv, output)
 
 
-def test_client_adds_the_unsure_column_when_asked(server: str, model_file: Path, input_csv: Path,
-                                                  tmp_path: Path) -> None:
-    output = tmp_path / "with_unsure.csv"
-    run = run_client("--url", server, "--input", str(input_csv), "--output", str(output), "--unsure",
-                     "--model", str(model_file.parent))
+def test_client_writes_the_unsure_column_beside_the_submission_when_asked(server: str, model_file: Path,
+                                                                          input_csv: Path, tmp_path: Path) -> None:
+    submission, output = tmp_path / "predictions.csv", tmp_path / "with_unsure.csv"
+    run = run_client("--url", server, "--input", str(input_csv), "--output", str(submission), "--unsure",
+                     str(output), "--model", str(model_file.parent))
     assert run.returncode == 0, run.stderr
+    check_predictions(server, input_csv, submission)  # still the challenge's two columns
     with output.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["ID", "intention", "unsure"] and "header ID,intention,unsure" in run.stdout
