@@ -62,8 +62,6 @@ def read_best_params(path: Path) -> tuple[ModelParams, str]:
     record = read_json(path)
     params = ModelParams.from_dict(record["params"])
     search = f"objective {record.get('objective', '?')}, validation score {record.get('score', float('nan')):.4f}"
-    if params == ModelParams():  # written by an older version that kept such files
-        return params, f"{path.name}: the search kept the defaults ({search})"
     return params, f"{path.name}: tuned, trial {record.get('trial', '?')} ({search})"
 
 

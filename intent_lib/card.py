@@ -11,11 +11,9 @@ import platform
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from intent_lib import __version__
-from intent_lib.files import write_json
 from intent_lib.paths import project_root
 
 # Libraries whose version must match between training and serving for a pickle to load and behave the same.
@@ -66,10 +64,6 @@ def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, A
         "encoder": encoder,
         "libraries": library_versions(),
     }
-
-
-def write_card(card: dict[str, Any], path: Path) -> None:
-    write_json(card, path)
 
 
 def version_mismatches(card: dict[str, Any]) -> list[str]:

@@ -23,8 +23,9 @@ from joblib import parallel_config
 from sklearn.pipeline import Pipeline
 
 from intent_lib.artefacts import save_model
-from intent_lib.card import build_card, write_card
+from intent_lib.card import build_card
 from intent_lib.features import encoder_record
+from intent_lib.files import write_json
 from intent_lib.intents import intent_names
 from intent_lib.metrics import expected_calibration_error, summary_scores
 from intent_lib.model import ModelParams, fit_model
@@ -34,11 +35,6 @@ from intent_lib.uncertainty import (DEFAULT_ALPHA, DEFAULT_TARGET_ACCURACY, Unce
                                     conformalize, set_coverage)
 
 log = logging.getLogger(__name__)
-
-
-def validation_metrics(model: Pipeline, texts: list[str], labels: list[int]) -> dict[str, float]:
-    """Summary scores and expected calibration error of ``model`` on labelled texts."""
-    return proba_metrics(model.predict_proba(texts), model.classes_, labels)
 
 
 def proba_metrics(proba: np.ndarray, classes: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
@@ -145,5 +141,5 @@ def train_and_save(split: Split, root: Path, model_path: Path, params: ModelPara
                                                       served_rows["intention"].to_numpy())},
         encoder=encoder_record(params.sentence_weight),
     )
-    write_card(card, card_path(model_path))
+    write_json(card, card_path(model_path))
     return served, card
