@@ -1,6 +1,6 @@
 """The trained model on disk: save the pickle, and load it back only after checking it against its card.
 
-``load_checked`` is the one way every consumer (the API, notebooks 03-04, the benchmarks) loads a model:
+``load_checked`` is the one way anything loads a model (the API, notebook 04's refits, the benchmarks):
 card present and well-formed, pickle sha256 as recorded, pickle libraries at the recorded versions, then
 unpickle and check it is an intent model. Each refusal is a one-line ``ModelIntegrityError`` saying what
 to do. Unpickling runs code: whoever can write ``models/`` can run code in what loads it.

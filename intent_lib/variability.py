@@ -6,8 +6,8 @@
 * Training variability: the same hyperparameters refitted on other train/validation splits of all
   labelled rows (``SeedRuns``). It says how much the scores depend on which rows happened to be
   held out. Refits go through ``refit.fit_predict`` on cached features: the full classifier, its
-  calibration included, so predictions are those ``fit_model`` would give. Several seeds are refitted
-  at once in worker processes.
+  calibration included, so predictions are those ``fit_model`` would give. Seeds are refitted one after
+  the other; each refit's calibration folds run in ``n_jobs`` worker processes.
 
 Macro averages are over the intents present (true or predicted) in each resample or split.
 """
