@@ -6,7 +6,7 @@ Modules, one job each (ARCHITECTURE.md draws how they fit):
     archive     decrypt the GPG archive of the dataset
     data        which dataset a run uses (archive, CSV files or demo), loaded strictly
     split       the stratified train/validation split and its description (notebook 01)
-    intents     human-readable intent names
+    intents     human-readable intent names and labels ("28 · name")
     features    text normalisation, spaCy tokens and word vectors, sentence-encoder embeddings
     classifier  linear classifier with calibrated probabilities
     model       build and fit the full pipeline, rank intents
@@ -20,8 +20,11 @@ Modules, one job each (ARCHITECTURE.md draws how they fit):
     variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds) (notebook 04)
     best_params the tuned-parameters file: build, write, read, summarise
     tuning      Optuna search: search space, storages, worker processes (notebook 05)
-    data_quality likely label errors, conflicting duplicates, test-vs-labelled profile (notebook 06)
+    data_quality likely label errors and conflicting duplicates, and the data-quality record (notebook 06)
+    question_profile how questions look: length, unseen words, language, junk; test against labelled (06)
+    relabel     the relabel experiment: does cleaning the training labels help? (06, off by default)
     charts      altair charts rendered to inline SVG
+    tables      how report tables look (text columns aligned left)
     pipeline    run the notebooks with papermill and render HTML reports
 """
 

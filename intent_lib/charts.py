@@ -8,6 +8,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
+from intent_lib.intents import intent_label
+
 # Text is measured when the SVG is made (by vl-convert) and drawn later by the browser: measure with a wide font,
 # so that a browser drawing with it or with a narrower fallback (Arial, Helvetica) never runs past the frame.
 FONT = "DejaVu Sans, Verdana, sans-serif"
@@ -27,11 +29,6 @@ def _theme() -> alt.theme.ThemeConfig:
 
 alt.renderers.enable("svg")  # vl-convert renders in-process; the notebook output is plain SVG
 alt.data_transformers.disable_max_rows()
-
-
-def intent_label(intent: int, names: dict[int, str]) -> str:
-    """``"28 · Effets indésirables"``: how charts and tables name an intent."""
-    return f"{intent} · {names.get(int(intent), '')}"
 
 
 def intent_frequencies(train: pd.DataFrame, val: pd.DataFrame, names: dict[int, str]) -> alt.Chart:
@@ -189,3 +186,65 @@ def accuracy_coverage(curve: pd.DataFrame, threshold: float, target_accuracy: fl
     point = alt.Chart(chosen).mark_point(size=90, filled=True, color="#d62728").encode(x="coverage:Q", y="accuracy:Q")
     text = point.mark_text(align="right", dx=-6, dy=16, fontSize=12).encode(text="label:N")  # below-left: empty
     return (base + target + point + text).properties(width=520, height=300)
+
+
+# ------------------------------------------------------------------------ data quality (notebook 06)
+LENGTH_CAP = 150  # words: longer questions share the last histogram bin
+LENGTH_BIN = 5  # words per histogram bin
+# Room around a chart: the browser's font runs wider than the one the SVG was laid out with.
+PADDING = {"left": 90, "right": 60, "top": 5, "bottom": 5}
+
+
+def issues_chart(per_intent: pd.DataFrame) -> alt.Chart:
+    """Bars: flagged questions per given intent (intents with at least one), the share as colour."""
+    data = per_intent[per_intent["issues"] > 0]
+    return alt.Chart(data, title="Likely label errors per given intent").mark_bar().encode(
+        y=alt.Y("label:N", sort=data["label"].tolist(), title=None, axis=alt.Axis(labelLimit=320)),
+        x=alt.X("issues:Q", title="questions flagged"),
+        color=alt.Color("share:Q", title="share of the intent", scale=alt.Scale(scheme="orangered"),
+                        legend=alt.Legend(format=".0%")),
+        tooltip=["label", "questions", "issues", alt.Tooltip("share:Q", format=".1%")],
+    ).properties(width=380, height=alt.Step(12), padding=PADDING)
+
+
+def pairs_chart(pairs: pd.DataFrame, top: int = 25) -> alt.Chart:
+    """Bars: the ``top`` most frequent given → suggested intent pairs among the flagged questions."""
+    data = pairs.head(top)
+    title = alt.Title(f"Between which intents the likely errors fall: the {len(data)} most frequent pairs",
+                      subtitle="given intent → suggested intent")
+    return alt.Chart(data, title=title).mark_bar().encode(
+        y=alt.Y("pair:N", sort=data["pair"].tolist(), title=None, axis=alt.Axis(labelLimit=600)),
+        x=alt.X("issues:Q", title="questions flagged"), tooltip=["given", "suggested", "issues"],
+    ).properties(width=300, height=alt.Step(14), padding=PADDING)
+
+
+def lengths_chart(lengths: pd.DataFrame) -> alt.Chart:
+    """Histogram of words per question (bins of ``LENGTH_BIN``), labelled and test as shares of their set
+    (``lengths``: set, words; ``TestComparison.lengths``)."""
+    words = lengths.assign(bin=lambda t: t["words"].clip(upper=LENGTH_CAP) // LENGTH_BIN * LENGTH_BIN)
+    shares = words.groupby("set")["bin"].value_counts(normalize=True).rename("share").reset_index()
+    full = pd.MultiIndex.from_product([shares["set"].unique(), range(0, LENGTH_CAP + 1, LENGTH_BIN)],
+                                      names=["set", "bin"])
+    shares = shares.set_index(["set", "bin"]).reindex(full, fill_value=0.0).reset_index()
+    # A step line draws a bin from its start to the next point: the last bin gets a closing point.
+    closing = shares[shares["bin"] == LENGTH_CAP].assign(bin=LENGTH_CAP + LENGTH_BIN)
+    data = pd.concat([shares, closing], ignore_index=True)
+    return alt.Chart(data, title=f"Words per question (the last bin holds {LENGTH_CAP} and more)").mark_line(
+        interpolate="step-after"
+    ).encode(
+        x=alt.X("bin:Q", title="words", scale=alt.Scale(domain=[0, LENGTH_CAP + LENGTH_BIN], nice=False),
+                axis=alt.Axis(values=list(range(0, LENGTH_CAP + 1, 25)))),
+        y=alt.Y("share:Q", title="share of the set", axis=alt.Axis(format="%")),
+        color=alt.Color("set:N", title=None), tooltip=["set", "bin", alt.Tooltip("share:Q", format=".1%")],
+    ).properties(width=520, height=220, padding=PADDING)
+
+
+def flags_chart(summary: pd.DataFrame) -> alt.Chart:
+    """Grouped bars: share of labelled and of test questions raising each flag."""
+    data = pd.concat([summary.assign(set="labelled", share=summary["labelled_share"], count=summary["labelled"]),
+                      summary.assign(set="test", share=summary["test_share"], count=summary["test"])])
+    return alt.Chart(data, title="Where the test questions differ from the labelled ones").mark_bar().encode(
+        y=alt.Y("flag:N", sort=summary["flag"].tolist(), title=None, axis=alt.Axis(labelLimit=400)),
+        yOffset="set:N", x=alt.X("share:Q", title="share of the set", axis=alt.Axis(format="%")),
+        color=alt.Color("set:N", title=None), tooltip=["flag", "set", "count", alt.Tooltip("share:Q", format=".2%")],
+    ).properties(width=360, padding=PADDING)

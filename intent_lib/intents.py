@@ -27,3 +27,8 @@ def intent_name(intent: int, lang: str = "fr") -> str:
 def intent_names(intents: list[int] | None = None, lang: str = "fr") -> dict[int, str]:
     """Names of the given intents (default: all known), keyed by id."""
     return {int(i): intent_name(i, lang) for i in (intents if intents is not None else intent_table())}
+
+
+def intent_label(intent: int, names: dict[int, str]) -> str:
+    """``"28 · Effets indésirables"``: how charts and tables name an intent."""
+    return f"{intent} · {names.get(int(intent), '')}"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from joblib import parallel_config
 
-from intent_lib.charts import intent_label
+from intent_lib.intents import intent_label
 from intent_lib.split import stratified_split
 from intent_lib.metrics import SUMMARY_KEYS, bootstrap_scores, format_interval, percentile_interval, weighted_scores
 from intent_lib.model import ModelParams

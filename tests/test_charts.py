@@ -10,7 +10,7 @@ import pytest
 import vl_convert as vlc
 
 from intent_lib import charts
-from intent_lib.intents import intent_names
+from intent_lib.intents import intent_label, intent_names
 from intent_lib.metrics import confusion, per_intent_table, reliability_table
 from intent_lib.variability import MAIN_METRICS, bootstrap_predictions
 
@@ -73,7 +73,7 @@ def test_every_chart_shows_its_title_in_the_svg(predictions) -> None:
 
 
 def test_long_intent_names_are_shown_whole_with_their_number(predictions) -> None:
-    long_label = charts.intent_label(7, NAMES)
+    long_label = intent_label(7, NAMES)
     for title, chart in every_chart(predictions).items():
         shown = texts(svg_of(chart))
         assert not any(t.endswith("…") for t in shown), f"{title}: a label is cut"
@@ -91,7 +91,7 @@ def test_confusion_matrix_has_every_intent_on_both_axes(predictions) -> None:
     assert 3 not in predicted
     svg = svg_of(charts.confusion_heatmap(confusion(y, predicted, LABELS), LABELS, NAMES))
     assert axis_labels(svg, "predicted intent (number)") == [str(i) for i in LABELS]
-    assert axis_labels(svg, "true intent") == [charts.intent_label(i, NAMES) for i in LABELS]
+    assert axis_labels(svg, "true intent") == [intent_label(i, NAMES) for i in LABELS]
 
 
 def test_confusion_matrix_keeps_a_readable_size_with_few_intents() -> None:

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from intent_lib import data_quality as dq
+from intent_lib import question_profile, relabel
 from intent_lib import pipeline
 from intent_lib.evaluation import validation_predictions
 from intent_lib.intents import intent_names
@@ -104,10 +105,10 @@ def test_planted_duplicates_of_the_demo_data_are_found(demo_frame: pd.DataFrame)
 
 
 def test_junk_and_language() -> None:
-    assert [dq.junk_reason(t) for t in ["", "  ", "???", "ab ?", "#### 12 §§ a b c ####", "doliprane ?"]] == [
+    assert [question_profile.junk_reason(t) for t in ["", "  ", "???", "ab ?", "#### 12 §§ a b c ####", "doliprane ?"]] == [
         "empty", "empty", "no letters", "too short", "mostly symbols", ""]
-    stop_words = dq._stop_words()
-    guess = lambda text: dq.guess_language(dq._WORDS.findall(dq.fold_text(text)), stop_words)  # noqa: E731
+    stop_words = question_profile._stop_words()
+    guess = lambda text: question_profile.guess_language(question_profile.WORDS.findall(question_profile.fold_text(text)), stop_words)  # noqa: E731
     assert guess("Can I take this drug with my other medicine?") == "en"
     assert guess("Est-ce que je peux le prendre avec mon autre traitement ?") == "fr"
     assert guess("doliprane 1000") == "unknown"
@@ -119,7 +120,7 @@ def test_test_profile_counts_what_differs() -> None:
     labelled[0] = "doliprane enceinte, urgent ?"  # the only labelled question with "urgent"
     test = ["doliprane enceinte ?", "pyostatine enceinte ?", "", "What is the dose of this medicine for a child?",
             " ".join(["spasfon"] * 40)]
-    comparison = dq.compare_test(labelled, test)
+    comparison = question_profile.compare_test(labelled, test)
     assert comparison.test["unseen_words"].tolist() == [0, 1, 0, 10, 0]
     summary = comparison.summary().set_index("flag")
     counts = dict(zip(summary.index, summary["test"]))
@@ -135,8 +136,8 @@ def test_test_profile_counts_what_differs() -> None:
 def test_relabel_experiment_pairs_every_variant_with_the_baseline(trained_model_dir: Path) -> None:
     split = Split.read(trained_model_dir / PROCESSED_DIR)
     train, val = split.frames(trained_model_dir)
-    train_issues = dq.training_issues(train, ModelParams(), intent_names())
-    experiment = dq.relabel_experiment(SplitData(split, trained_model_dir), train["ID"], train_issues, ModelParams(),
+    train_issues = relabel.training_issues(train, ModelParams(), intent_names())
+    experiment = relabel.relabel_experiment(SplitData(split, trained_model_dir), train["ID"], train_issues, ModelParams(),
                                        [2, None], n_resamples=40)
     results = experiment.results.set_index("variant")
     assert list(results.index) == ["baseline", "without top 2", "relabelled top 2", f"without all {len(train_issues)}",
