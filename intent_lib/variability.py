@@ -137,16 +137,16 @@ def _refit(cache: FeatureCache, params: ModelParams, seed: int, train: pd.DataFr
 
 
 def comparison_table(boot: Bootstrap, seeds: SeedRuns, metrics: Sequence[str] = MAIN_METRICS) -> pd.DataFrame:
-    """Long table for one chart: per metric, the bootstrap interval and the range over split seeds."""
+    """Long table for one chart: per metric, the bootstrap interval and the range over split seeds
+    (metric, kind, value, low, high)."""
     b = boot.summary().set_index("metric")
     s = seeds.summary().set_index("metric")
     rows = []
-    for rank, metric in enumerate(metrics):
-        rows.append({"row": f"{metric} · bootstrap {boot.confidence:.0%}", "kind": "bootstrap", "value": b.point[metric],
-                     "low": b.low[metric], "high": b.high[metric], "order": -2 * rank})
-        rows.append({"row": f"{metric} · {len(seeds.runs)} split seeds (min–max)", "kind": "seeds",
-                     "value": s["mean"][metric], "low": s["min"][metric], "high": s["max"][metric],
-                     "order": -2 * rank - 1})
+    for metric in metrics:
+        rows.append({"metric": metric, "kind": f"bootstrap {boot.confidence:.0%}", "value": b.point[metric],
+                     "low": b.low[metric], "high": b.high[metric]})
+        rows.append({"metric": metric, "kind": f"{len(seeds.runs)} split seeds (min–max)",
+                     "value": s["mean"][metric], "low": s["min"][metric], "high": s["max"][metric]})
     return pd.DataFrame(rows)
 
 
