@@ -68,22 +68,35 @@ def _decrypt() -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from intent_lib import data, pipeline
+    from intent_lib import data, pipeline, tracking
 
     root = project_root()
+    tracking.quiet_environment()  # the notebook kernels inherit it
     names = tuple(n for n in args.notebooks if not args.only or n in args.only)
     parameters = dict(args.parameter)
     _refuse_embedded_passwords(parameters)
     try:
-        pipeline.check_overrides(pipeline.declared_parameters(root, names), parameters)
-        dataset = data.prepare_dataset(root) if TRAIN_NOTEBOOKS[0] in names else None
-        if dataset is not None and dataset.is_demo:
-            _demo_warning(data.DEMO_BANNER)
-        pipeline.run_notebooks(root, names, parameters)
+        declared = pipeline.declared_parameters(root, names)
+        pipeline.check_overrides(declared, parameters)
+        with tracking.tracked_run(root, wanted=args.command == "train") as tracked:
+            if tracked is not None:
+                from intent_lib import baseline
+
+                baseline.check_choice(tracked)
+            dataset = data.prepare_dataset(root) if TRAIN_NOTEBOOKS[0] in names else None
+            if dataset is not None and dataset.is_demo:
+                _demo_warning(data.DEMO_BANNER)
+            run = pipeline.run_notebooks(root, names, parameters)
+            if tracked is not None:
+                # The one place the runner says which steps ran: {step: "ran" | "reused"}.
+                tracking.finish_run(tracked, {step.name: "ran" for step in run.steps}, declared, parameters)
+                comparison = baseline.compare_with_baseline(tracked)
     except pipeline.PipelineError as exc:
         logging.error("%s", exc)
         return 1
     logging.info("reports: %s", root / REPORTS_DIR / INDEX_FILE)
+    if tracked is not None:
+        print(comparison)
     if args.command == "tune":
         from intent_lib.best_params import summary_text
         from intent_lib.files import read_json
@@ -97,15 +110,16 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
-    for chatty in ("papermill", "traitlets", "nbconvert"):  # we log each step ourselves; keep their warnings
+    for chatty in ("papermill", "traitlets", "nbconvert", "mlflow", "alembic"):  # we log each step ourselves; keep their warnings
         logging.getLogger(chatty).setLevel(logging.ERROR)
     from intent_lib.archive import ArchiveError
     from intent_lib.artefacts import ModelIntegrityError
     from intent_lib.data import DataError
+    from intent_lib.tracking import TrackingError
 
     try:
         return _decrypt() if args.command == "decrypt" else _run(args)
-    except (ArchiveError, DataError, ModelIntegrityError, ValueError) as exc:
+    except (ArchiveError, DataError, ModelIntegrityError, TrackingError, ValueError) as exc:
         logging.error("%s", exc)
         return 1
 

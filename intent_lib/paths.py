@@ -57,6 +57,14 @@ DATA_QUALITY_PATH = REPORTS_DIR / "data_quality.json"  # 06_data_quality
 LABEL_ISSUES_PATH = REPORTS_DIR / "label_issues.csv"  # 06_data_quality: likely label errors, ranked
 PREDICTIONS_PATH = REPORTS_DIR / "predictions_test.csv"  # make test: the submission file
 UNSURE_PREDICTIONS_PATH = REPORTS_DIR / "predictions_test_unsure.csv"  # make test TEST_ARGS=--unsure: with an unsure column
+COMPARISON_PATH = REPORTS_DIR / "comparison.json"  # make train, when tracked: this run against its baseline run
+
+# mlruns/: the local run store (intent_lib/tracking.py), when MLFLOW_TRACKING_URI names no other: a SQLite file and,
+# beside it, the artefact folder. Git- and docker-ignored; `make train` mounts it in the trainer container at the
+# same absolute path, since MLflow records each experiment's artefact folder as an absolute path.
+RUNS_DIR = Path("mlruns")
+RUNS_DB = "mlflow.db"
+RUNS_ARTIFACTS = "artifacts"
 
 # bench/results/: what `make bench` and `make bench-api` measured.
 BENCH_RESULTS_DIR = Path("bench") / "results"
