@@ -87,8 +87,9 @@ def _shown(uri: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    """The exception's first line, shortened, without the credentials a URL in it may hold."""
     first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    return f"{type(exc).__name__}: {first[:200]}"
+    return f"{type(exc).__name__}: {_shown(first)[:200]}"
 
 
 def open_run(root: Path) -> TrackedRun | None:
