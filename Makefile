@@ -10,12 +10,17 @@ RUNTIME ?= $(shell $(DOCKER) info >/dev/null 2>&1 && echo docker || echo local)
 PYTEST_ARGS ?=
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line -q
 export DATA_ARCHIVE POSOS_PASSPHRASE POSOS_PASSPHRASE_FILE
+# Nothing goes over the network by default: MLflow's usage telemetry off for every target (train, lab, runs).
+export MLFLOW_DISABLE_TELEMETRY ?= true
 
 TRAINER_IMAGE ?= posos-intent-trainer:latest
 # Files written into mounted folders belong to the caller; HOME must then be writable.
 # The archive the trainer container mounts: DATA_ARCHIVE, else the layout's default (evaluated only when used).
 ARCHIVE = $(or $(DATA_ARCHIVE),$(shell python3 -c 'from intent_lib.paths import DEFAULT_ARCHIVE; print(DEFAULT_ARCHIVE)'))
 GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo -dirty)
+# A SQLite run store is mounted in the trainer container at its own absolute path: MLflow records artefact folders
+# as absolute paths, so runs logged inside and outside the container stay readable by both.
+RUNS_STORE_DIR = $(patsubst %/,%,$(dir $(RUNS_ARTIFACT_ROOT)))
 DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
 
 .PHONY: help venv train trainer-image check check-fast lab bench lock clean
@@ -31,7 +36,8 @@ $(VENV)/.installed: requirements/dev.lock pyproject.toml
 	# our machines, every process (notebook kernel, fit worker, API worker) would compile scikit-learn, spaCy... (~4 s).
 	$(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -r requirements/dev.lock
 	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
-	$(PY) -m ipykernel install --sys-prefix --name posos-intent --display-name "posos-intent (.venv)" >/dev/null
+	$(PY) -m ipykernel install --sys-prefix --name posos-intent --display-name "posos-intent (.venv)" \
+	  --env MLFLOW_DISABLE_TELEMETRY true >/dev/null
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv from the lock (done for you by the other targets)
@@ -42,9 +48,11 @@ trainer-image: ## Build the trainer image (trainer.Dockerfile)
 train: ## Decrypt the data (or use the demo data), run the notebooks, write models/ and reports/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
 ifeq ($(RUNTIME),docker)
 train: trainer-image
-	mkdir -p data models reports
+	mkdir -p data models reports $(RUNS_STORE_DIR)
 	$(DOCKER) run --rm $(DOCKER_USER) \
 	  -v "$(CURDIR)/data:/app/data" -v "$(CURDIR)/models:/app/models" -v "$(CURDIR)/reports:/app/reports" \
+	  $(if $(RUNS_STORE_DIR),-v "$(RUNS_STORE_DIR):$(RUNS_STORE_DIR)") -e MLFLOW_TRACKING_URI="$(RUNS_URI)" \
+	  -e MLFLOW_DISABLE_TELEMETRY -e TRACKING -e BASELINE \
 	  $(if $(wildcard $(ARCHIVE)),-v "$(abspath $(ARCHIVE)):/run/posos/archive:ro" -e DATA_ARCHIVE=/run/posos/archive) \
 	  $(if $(POSOS_PASSPHRASE_FILE),-v "$(abspath $(POSOS_PASSPHRASE_FILE)):/run/posos/passphrase:ro" -e POSOS_PASSPHRASE_FILE=/run/posos/passphrase) \
 	  $(if $(POSOS_PASSPHRASE),-e POSOS_PASSPHRASE) \

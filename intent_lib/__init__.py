@@ -26,6 +26,9 @@ Modules, one job each (ARCHITECTURE.md draws how they fit):
     charts      altair charts rendered to inline SVG
     tables      how report tables look (text columns aligned left)
     pipeline    run the notebooks with papermill and render HTML reports
+    tracking    one MLflow run per train: parameters, validation figures, tags, artefacts (local SQLite store)
+    comparison  paired bootstrap of two runs' validation predictions: deltas, intervals, changed intents
+    baseline    which run a train run is compared with, and its comparison file
 """
 
 __version__ = "0.1.0"

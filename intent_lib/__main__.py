@@ -110,7 +110,8 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
-    for chatty in ("papermill", "traitlets", "nbconvert", "mlflow", "alembic"):  # we log each step ourselves; keep their warnings
+    # We log each step ourselves (and the tracking store once); keep their warnings.
+    for chatty in ("papermill", "traitlets", "nbconvert", "mlflow", "alembic"):
         logging.getLogger(chatty).setLevel(logging.ERROR)
     from intent_lib.archive import ArchiveError
     from intent_lib.artefacts import ModelIntegrityError

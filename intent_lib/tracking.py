@@ -40,6 +40,8 @@ QUIET_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MA
                      "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 # Where a run's artefacts go inside it; the comparison downloads a baseline's predictions from PREDICTIONS_DIR.
 MODEL_DIR, PREDICTIONS_DIR, REPORTS_ARTIFACTS_DIR = "model", "predictions", "reports"
+# The card's validation figures that metrics.json leaves out: answered share at the unsure threshold, conformal sets.
+CARD_FIGURES = ("answered_share", "answered_accuracy", "conformal_coverage", "mean_set_size")
 BATCH = 100  # MLflow takes at most 100 parameters per log_batch call
 _USERINFO = re.compile(r"(?<=://)[^/@]+@")
 
@@ -138,8 +140,7 @@ def run_figures(root: Path) -> tuple[dict[str, float], dict[str, str], dict[str,
     card = _read(root / card_path(MODEL_PATH))
     metrics = dict(_flat("val", _read(root / METRICS_PATH).get("summary", {})))
     validation = card.get("validation", {})
-    metrics |= dict(_flat("val", {k: validation[k] for k in ("answered_share", "answered_accuracy",
-                                                             "conformal_coverage", "mean_set_size") if k in validation}))
+    metrics |= dict(_flat("val", {k: validation[k] for k in CARD_FIGURES if k in validation}))
     variability = _read(root / VARIABILITY_PATH)
     metrics |= dict(_flat("bootstrap", variability.get("bootstrap", {}).get("summary", {})))
     metrics |= dict(_flat("seeds", variability.get("seeds", {}).get("summary", {})))

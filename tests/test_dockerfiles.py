@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from intent_lib.paths import RUNS_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILES = ["api.Dockerfile", "trainer.Dockerfile"]
 
@@ -118,7 +120,7 @@ def test_build_context_leaves_out_data_and_models() -> None:
     if not ignore.is_file():
         pytest.skip(".dockerignore is not written yet")
     patterns = {line.strip().strip("/") for line in ignore.read_text(encoding="utf-8").splitlines()}
-    assert {"data", "models", ".venv"} <= patterns
+    assert {"data", "models", ".venv", str(RUNS_DIR)} <= patterns
 
 
 def hadolint() -> str | None:

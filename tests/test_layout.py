@@ -103,3 +103,12 @@ def test_only_tuning_imports_optuna() -> None:
     importers = {str(p.relative_to(REPO)) for p in (REPO / "intent_lib").rglob("*.py")
                  if re.search(r"^\s*(import optuna|from optuna)", p.read_text(encoding="utf-8"), re.M)}
     assert importers == {"intent_lib/tuning.py"}
+
+
+def test_only_tracking_imports_mlflow_and_only_when_a_run_is_tracked() -> None:
+    """``import mlflow`` takes seconds: it waits for a tracked run, and the API never loads it."""
+    importers = {str(p.relative_to(REPO)) for p in (REPO / "intent_lib").rglob("*.py")
+                 if re.search(r"^\s*(import mlflow|from mlflow)", p.read_text(encoding="utf-8"), re.M)}
+    assert importers == {"intent_lib/tracking.py"}
+    loaded = modules_after("import intent_lib.__main__, intent_lib.tracking, intent_lib.baseline, api.app")
+    assert "mlflow" not in {m.split(".")[0] for m in loaded}

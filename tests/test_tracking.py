@@ -19,7 +19,8 @@ from intent_lib import baseline, tracking
 from intent_lib.data import DatasetInfo
 from intent_lib.files import read_json, sha256_of, write_json
 from intent_lib.paths import (COMPARISON_PATH, EXECUTED_DIR, METRICS_PATH, MODEL_PATH, NOTEBOOKS_DIR, PROCESSED_DIR,
-                              REPORTS_DIR, RUNS_ARTIFACTS, RUNS_DB, RUNS_DIR, VARIABILITY_PATH, card_path, validation_predictions_path)
+                              REPORTS_DIR, RUNS_ARTIFACTS, RUNS_DB, RUNS_DIR, VARIABILITY_PATH, card_path,
+                              validation_predictions_path)
 from intent_lib.split import stratified_split, write_split
 from intent_lib.training import save_predictions
 
@@ -93,7 +94,8 @@ def test_a_run_is_logged_with_its_parameters_figures_tags_and_artefacts(root: Pa
     run_id, line = track(root, {"01_split": "reused", "02_train": "ran"}, {"alpha": 0.2})
     run = client(root).get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert client(root).get_experiment(run.info.experiment_id).artifact_location == str(root / RUNS_DIR / RUNS_ARTIFACTS)
+    experiment = client(root).get_experiment(run.info.experiment_id)
+    assert experiment.artifact_location == str(root / RUNS_DIR / RUNS_ARTIFACTS)
     assert client(root).get_experiment(run.info.experiment_id).name == tracking.EXPERIMENT
     params = run.data.params
     assert params["02_train.alpha"] == "0.2" and params["02_train.model_seed"] == "0"  # override, default
