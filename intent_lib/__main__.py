@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(message)s", datefmt="%H:%M:%S")
     # We log each step ourselves (and the tracking store once); keep their warnings.
-    for chatty in ("papermill", "traitlets", "nbconvert", "mlflow", "alembic"):
+    for chatty in ("papermill", "traitlets", "nbconvert", "alembic"):
         logging.getLogger(chatty).setLevel(logging.ERROR)
     from intent_lib.archive import ArchiveError
     from intent_lib.artefacts import ModelIntegrityError
