@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from intent_lib.comparison import HEADLINE, compare_predictions
 from intent_lib.evaluation import validation_predictions
@@ -68,6 +69,19 @@ def _predicted(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return np.asarray(classes)[proba.argmax(axis=1)]
 
 
+def _baseline_predictions(tracked: TrackedRun, run_id: str, val: pd.DataFrame) -> tuple[np.ndarray | None, str]:
+    """The baseline run's predicted intents for ``val``'s rows, or None and why not."""
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            path = tracked.client.download_artifacts(run_id, f"{PREDICTIONS_DIR}/{VALIDATION_PREDICTIONS_FILE}",
+                                                     folder)
+            return _predicted(*load_predictions(Path(path), val)), ""
+        except StalePredictionsError:
+            return None, "its validation predictions cover other rows"
+        except Exception as exc:  # noqa: BLE001 - MlflowException or OSError: the artefact is not there
+            return None, f"its validation predictions could not be read ({type(exc).__name__})"
+
+
 def compare_with_baseline(tracked: TrackedRun, choice: str | None = None) -> str:
     """Compare this run with its baseline, write and log the comparison; return the console line."""
     choice = choice if choice is not None else _choice()
@@ -79,17 +93,9 @@ def compare_with_baseline(tracked: TrackedRun, choice: str | None = None) -> str
     else:
         val = Split.read(root / PROCESSED_DIR).frames(root)[1]
         ours = _predicted(*validation_predictions(root / MODEL_PATH, val))
-        with tempfile.TemporaryDirectory() as folder:
-            try:
-                path = tracked.client.download_artifacts(baseline, f"{PREDICTIONS_DIR}/{VALIDATION_PREDICTIONS_FILE}",
-                                                         folder)
-                theirs = _predicted(*load_predictions(Path(path), val))
-            except StalePredictionsError:
-                theirs = None
-            except Exception as exc:  # noqa: BLE001 - the run kept no predictions (MlflowException, OSError)
-                raise TrackingError(f"run {baseline} has no validation predictions to compare with") from exc
+        theirs, problem = _baseline_predictions(tracked, baseline, val)
         if theirs is None:
-            content["line"] = f"vs run {baseline}: not comparable, its validation predictions cover other rows"
+            content["line"] = f"vs run {baseline}: not comparable, {problem}"
         else:
             labels = np.union1d(np.union1d(val["intention"], ours), theirs)
             comparison = compare_predictions(val["intention"].to_numpy(), ours, theirs, labels)

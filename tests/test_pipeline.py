@@ -16,7 +16,8 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from intent_lib.paths import TRAIN_NOTEBOOKS
+from intent_lib.paths import RUNS_DB, RUNS_DIR, TRAIN_NOTEBOOKS
+from intent_lib.tracking import EXPERIMENT
 from intent_lib.pipeline import notebook_parameters
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 
 def run_train(root: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("POSOS_", "DATA_ARCHIVE"))}
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith(("POSOS_", "DATA_ARCHIVE", "MLFLOW_", "TRACKING", "BASELINE"))}
     return subprocess.run([sys.executable, "-m", "intent_lib", "train", *args], cwd=root, capture_output=True,
                           text=True, env=environment | {"POSOS_ROOT": str(root), **env}, timeout=900)
 
@@ -75,6 +77,21 @@ def test_html_reports_open_offline_and_warn_about_demo_data(demo_run) -> None:
     assert "data:image/svg+xml" in (root / "reports" / "03_evaluate.html").read_text()
     index = (root / "reports" / "index.html").read_text()
     assert all(f'href="{p.name}"' in index for p in reports)
+
+
+def test_the_run_is_on_record_in_the_local_store(demo_run) -> None:
+    from mlflow import MlflowClient
+
+    root, run = demo_run
+    client = MlflowClient(f"sqlite:///{root / RUNS_DIR / RUNS_DB}")
+    [logged] = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert logged.info.status == "FINISHED"
+    assert {f"step.{name}": "ran" for name in TRAIN_NOTEBOOKS}.items() <= logged.data.tags.items()
+    summary = json.loads((root / "reports" / "metrics.json").read_text())["summary"]
+    assert logged.data.metrics["val.accuracy"] == summary["accuracy"]
+    assert logged.data.params["04_variability.n_resamples"] == "50"
+    assert "reports/03_evaluate.html" in {f.path for f in client.list_artifacts(logged.info.run_id, "reports")}
+    assert "no earlier run with the same split to compare with" in run.stdout
 
 
 def test_executed_notebooks_are_kept(demo_run) -> None:

@@ -180,3 +180,14 @@ def test_an_unreachable_server_stops_the_run_in_one_line_before_any_step(root: P
     seconds = int(re.search(r"failed after (\d+) s", lines[0]).group(1))
     assert seconds <= 10  # MLflow's defaults (7 retries, 120 s timeout) take minutes
     assert not (root / EXECUTED_DIR).exists()  # no step ran
+
+
+def test_a_baseline_without_predictions_is_said_not_comparable(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, _ = track(root)
+    store = client(root)
+    bare = store.create_run(store.get_run(first).info.experiment_id).info.run_id  # a run that logged nothing
+    store.set_terminated(bare)
+    monkeypatch.setenv(baseline.BASELINE_ENV, bare)
+    run_id, line = track(root)
+    assert line.startswith(f"vs run {bare}: not comparable, its validation predictions could not be read")
+    assert client(root).get_run(run_id).info.status == "FINISHED"
