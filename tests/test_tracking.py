@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -191,3 +193,29 @@ def test_a_baseline_without_predictions_is_said_not_comparable(root: Path, monke
     run_id, line = track(root)
     assert line.startswith(f"vs run {bare}: not comparable, its validation predictions could not be read")
     assert client(root).get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_make_runs_serves_the_store_on_loopback(root: Path) -> None:
+    import httpx
+
+    run_id, _ = track(root)
+    port = closed_port()
+    env = {**os.environ, "POSOS_ROOT": str(root)}
+    server = subprocess.Popen(["make", "--no-print-directory", "runs", f"RUNS_PORT={port}"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        found = None
+        for _ in range(240):  # the server takes a while to start on a busy machine
+            try:
+                found = httpx.post(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search", timeout=5,
+                                   json={"experiment_ids": [client(root).get_run(run_id).info.experiment_id]})
+                break
+            except httpx.TransportError:
+                time.sleep(1)
+        assert found is not None and found.status_code == 200
+        assert [r["info"]["run_id"] for r in found.json()["runs"]] == [run_id]
+        assert "<title>MLflow</title>" in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
