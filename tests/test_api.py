@@ -17,6 +17,7 @@ from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
 from api.service import MicroBatcher, ModelService
 from intent_lib.files import read_json as read_card
 from intent_lib.intents import intent_name
+from intent_lib.reasons import LOW_CONFIDENCE, NO_CONTENT, REASONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +39,14 @@ def n_classes(model_path: Path) -> int:
 
 
 def check_prediction(body: dict, query: str, k: int) -> None:
-    assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates", "probability"}
+    assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates", "probability",
+                         "reason"}
     assert body["query"] == query
-    assert isinstance(body["unsure"], bool)
+    assert isinstance(body["unsure"], bool) and body["unsure"] is (body["reason"] is not None)
+    assert body["reason"] in (None, *REASONS)
     candidates = body["candidates"]
-    assert candidates[0] == body["top_k"][0] and [set(c) for c in candidates] == [{"intent", "name", "score"}] * len(
-        candidates)
+    assert [set(c) for c in candidates] == [{"intent", "name", "score"}] * len(candidates)
+    assert candidates[:1] == ([] if body["reason"] == NO_CONTENT else body["top_k"][:1])
     assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
     ranked = body["top_k"]
     assert len(ranked) == k
@@ -312,6 +315,32 @@ def test_odd_text_in_a_batch(client: TestClient) -> None:
     assert [p["query"] for p in response.json()["predictions"]] == queries
 
 
+NO_CONTENT_QUERIES = {"zero-width": "%E2%80%8B", "nul": "%00", "emoji": "%F0%9F%92%8A%F0%9F%98%AD%20%E2%9D%A4%EF%B8%8F",
+                      "bad-utf8": "%FF", "punctuation": "%3F%21%20...%20%E2%80%94", "only-tags": "%3Cb%3E%3C%2Fb%3E"}
+
+
+@pytest.mark.parametrize("raw", list(NO_CONTENT_QUERIES.values()), ids=list(NO_CONTENT_QUERIES))
+def test_a_question_without_letter_or_digit_is_unsure_with_no_candidates(client: TestClient, raw: str) -> None:
+    """Nothing in it is a question: its top intent is still given (one intent per row of a submission), but
+    unsure, with reason no_content and an empty candidate set; by GET and in a batch."""
+    single = client.get(f"/intent?query={raw}")
+    assert single.status_code == 200, single.text
+    query = single.json()["query"]
+    batch = client.post("/intent", json={"queries": [query, "posologie du doliprane"], "top_k": 2})
+    assert batch.status_code == 200, batch.text
+    batched, ordinary = batch.json()["predictions"]
+    for body in (single.json(), batched):
+        check_prediction(body, query, len(body["top_k"]))
+        assert (body["unsure"], body["reason"], body["candidates"]) == (True, NO_CONTENT, [])
+        assert isinstance(body["intent"], int) and body["top_k"][0]["intent"] == body["intent"]
+    assert ordinary["reason"] != NO_CONTENT and ordinary["candidates"]
+
+
+@pytest.mark.parametrize("query", ["a", "5 mg", "ß", "扑热息痛", "½"])
+def test_one_letter_or_digit_is_content(client: TestClient, query: str) -> None:
+    assert client.get("/intent", params={"query": query}).json()["reason"] != NO_CONTENT
+
+
 @pytest.mark.parametrize("raw", ["%ED%A0%80", "%FF%FE", "%C3", "a%00b"], ids=["surrogate", "bad-utf8", "cut", "nul"])
 def test_invalid_utf8_in_the_url_is_not_a_500(client: TestClient, raw: str) -> None:
     response = client.get(f"/intent?query={raw}")
@@ -375,6 +404,7 @@ def test_unsure_flag_and_candidates_follow_the_card(model_path: Path, tmp_path: 
         single = test_client.get("/intent", params={"query": query}).json()
         [batched] = test_client.post("/intent", json={"queries": [query]}).json()["predictions"]
     assert single["unsure"] is batched["unsure"] is (threshold == 1.0)
+    assert single["reason"] == batched["reason"] == (LOW_CONFIDENCE if threshold == 1.0 else None)
     assert len(single["candidates"]) == len(batched["candidates"]) == (1 if set_threshold == 1.0 else len(card["labels"]))
 
 

@@ -143,3 +143,14 @@ def test_an_unsure_answer_shows_its_candidates_and_a_sure_one_hides_them(page, s
     page.locator("#query").fill("effets secondaires du doliprane")
     sync_api.expect(box).to_be_hidden(timeout=15_000)
     assert page.problems == []
+
+
+def test_a_question_without_content_says_why_and_shows_no_candidates(page, server: str) -> None:
+    """The API's reason reaches the page: an emoji-only question is unsure with no candidate set."""
+    box = page.locator("#unsure")
+    page.locator("#query").fill("💊💊 ?!")
+    sync_api.expect(box).to_be_visible(timeout=15_000)
+    sync_api.expect(box).to_contain_text("ni lettre ni chiffre")
+    sync_api.expect(box.locator("li")).to_have_count(0)
+    sync_api.expect(page.locator("#coverage")).to_be_hidden()
+    assert page.problems == []
