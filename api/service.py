@@ -27,6 +27,7 @@ from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
 from intent_lib.predictor import Predictor
 from intent_lib.paths import MODEL_PATH, resolve
+from intent_lib.scope import ScopeRule, embed, served_rule
 from intent_lib.uncertainty import Uncertainty
 
 __all__ = ["MicroBatcher", "ModelService", "Prediction", "Scored", "ServiceError", "StartupError"]
@@ -75,6 +76,7 @@ class ModelService:
         self.predictor: Predictor | None = None
         self.card: dict[str, Any] | None = None
         self.uncertainty: Uncertainty | None = None
+        self.scope: ScopeRule | None = None
         self._names: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -95,6 +97,7 @@ class ModelService:
             names = {int(k): str(v) for k, v in (card.get("names") or {}).items()}
             if not card.get("uncertainty"):
                 raise ModelIntegrityError(f"{path}'s card records no unsure threshold: retrain with `make train`.")
+            scope = served_rule(model, card)
             predictor = Predictor(model)
             predictor.predict_proba(["warm-up"])  # builds lazy lookups (and loads the encoder) before the first request
         except ModelIntegrityError as exc:
@@ -105,6 +108,7 @@ class ModelService:
         self._names = names
         self.card = card
         self.uncertainty = Uncertainty.from_dict(card["uncertainty"])
+        self.scope = scope
         self.predictor = predictor
         log.info("model %s loaded from %s", card.get("model_version"), path)
 
@@ -122,7 +126,8 @@ class ModelService:
                 raise ShuttingDown()
             cleaned = predictor.clean_texts(queries)
             proba = predictor.proba_of_cleaned(cleaned)
-        return answers(queries, cleaned, proba, predictor.classes_, k, self.uncertainty, self.name)
+            outside = self.scope.flag(embed(cleaned)) if self.scope else [False] * len(cleaned)  # cached embeddings
+        return answers(queries, cleaned, proba, outside, predictor.classes_, k, self.uncertainty, self.name)
 
 
 @dataclass

@@ -6,7 +6,8 @@ the card and the reports give, and its validation probabilities are saved for ``
 configuration is then refitted on train + validation and that model is the one saved and served; its
 conformal sets are calibrated on its own out-of-fold probabilities (see ``intent_lib.uncertainty``).
 Every labelled row's probabilities from a model that never saw it (out-of-fold, and the validation rows'
-predictions when the served model did not see them) are saved for ``06_data_quality``.
+predictions when the served model did not see them) are saved for ``06_data_quality``. The out-of-scope rule
+(``intent_lib.scope``) is fitted on the served rows' embeddings, its reference stored in the pickle.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from intent_lib.intents import intent_names
 from intent_lib.metrics import expected_calibration_error, summary_scores
 from intent_lib.model import ModelParams, fit_model
 from intent_lib.paths import card_path, held_out_predictions_path, validation_predictions_path
+from intent_lib.scope import REFERENCE_ATTRIBUTE, fit_scope, stored
 from intent_lib.split import Split
 from intent_lib.uncertainty import (DEFAULT_ALPHA, DEFAULT_TARGET_ACCURACY, Uncertainty, choose_threshold,
                                     conformalize, set_coverage)
@@ -123,6 +125,10 @@ def train_and_save(split: Split, root: Path, model_path: Path, params: ModelPara
     held_out_ids, held_out = ((served_rows["ID"], oof_proba(served)) if refit_full else
                               (served_rows["ID"].tolist() + val["ID"].tolist(), np.vstack([oof_proba(model), val_proba])))
     save_predictions(held_out_predictions_path(model_path), held_out_ids, held_out, served.classes_)
+    scope = None
+    if params.sentence_weight > 0:  # the scope rule compares sentence embeddings
+        rule, scope = fit_scope(train["question"], val["question"], served_rows["question"])
+        setattr(served, REFERENCE_ATTRIBUTE, stored(rule.reference))
     sha = save_model(served, model_path)
     labels = [int(c) for c in served.classes_]
     oof = oof_proba(served)
@@ -139,7 +145,7 @@ def train_and_save(split: Split, root: Path, model_path: Path, params: ModelPara
             "sets_calibrated_on": f"out-of-fold probabilities of the served model's {len(served_rows)} rows",
             "served_out_of_fold": uncertainty_metrics(uncertainty, oof, served.classes_,
                                                       served_rows["intention"].to_numpy())},
-        encoder=encoder_record(params.sentence_weight),
+        encoder=encoder_record(params.sentence_weight), out_of_scope=scope,
     )
     write_json(card, card_path(model_path))
     return served, card

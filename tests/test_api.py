@@ -17,7 +17,7 @@ from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
 from api.service import MicroBatcher, ModelService
 from intent_lib.files import read_json as read_card
 from intent_lib.intents import intent_name
-from intent_lib.reasons import LOW_CONFIDENCE, NO_CONTENT, REASONS
+from intent_lib.reasons import LOW_CONFIDENCE, NO_CONTENT, OUT_OF_SCOPE, REASONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,10 +40,11 @@ def n_classes(model_path: Path) -> int:
 
 def check_prediction(body: dict, query: str, k: int) -> None:
     assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates", "probability",
-                         "reason"}
+                         "reason", "out_of_scope"}
     assert body["query"] == query
     assert isinstance(body["unsure"], bool) and body["unsure"] is (body["reason"] is not None)
     assert body["reason"] in (None, *REASONS)
+    assert body["out_of_scope"] is (body["reason"] in (NO_CONTENT, OUT_OF_SCOPE))
     candidates = body["candidates"]
     assert [set(c) for c in candidates] == [{"intent", "name", "score"}] * len(candidates)
     assert candidates[:1] == ([] if body["reason"] == NO_CONTENT else body["top_k"][:1])
@@ -331,7 +332,7 @@ def test_a_question_without_letter_or_digit_is_unsure_with_no_candidates(client:
     batched, ordinary = batch.json()["predictions"]
     for body in (single.json(), batched):
         check_prediction(body, query, len(body["top_k"]))
-        assert (body["unsure"], body["reason"], body["candidates"]) == (True, NO_CONTENT, [])
+        assert (body["unsure"], body["reason"], body["out_of_scope"], body["candidates"]) == (True, NO_CONTENT, True, [])
         assert isinstance(body["intent"], int) and body["top_k"][0]["intent"] == body["intent"]
     assert ordinary["reason"] != NO_CONTENT and ordinary["candidates"]
 
@@ -339,6 +340,19 @@ def test_a_question_without_letter_or_digit_is_unsure_with_no_candidates(client:
 @pytest.mark.parametrize("query", ["a", "5 mg", "ß", "扑热息痛", "½"])
 def test_one_letter_or_digit_is_content(client: TestClient, query: str) -> None:
     assert client.get("/intent", params={"query": query}).json()["reason"] != NO_CONTENT
+
+
+FOREIGN = ["recette des crêpes au chocolat", "qui a gagné la coupe du monde de football ?", "azertyuiop qsdfghjklm"]
+
+
+def test_an_obviously_foreign_question_is_out_of_scope_and_a_drug_question_is_not(client: TestClient) -> None:
+    drug = "puis-je prendre du doliprane enceinte ?"
+    for body in [client.get("/intent", params={"query": q}).json() for q in FOREIGN] + client.post(
+            "/intent", json={"queries": FOREIGN}).json()["predictions"]:
+        check_prediction(body, body["query"], 3)
+        assert (body["out_of_scope"], body["reason"], body["unsure"]) == (True, OUT_OF_SCOPE, True), body["query"]
+        assert body["candidates"]  # a guess, but a question: its conformal set is kept
+    assert client.get("/intent", params={"query": drug}).json()["out_of_scope"] is False
 
 
 @pytest.mark.parametrize("raw", ["%ED%A0%80", "%FF%FE", "%C3", "a%00b"], ids=["surrogate", "bad-utf8", "cut", "nul"])
@@ -406,6 +420,30 @@ def test_unsure_flag_and_candidates_follow_the_card(model_path: Path, tmp_path: 
     assert single["unsure"] is batched["unsure"] is (threshold == 1.0)
     assert single["reason"] == batched["reason"] == (LOW_CONFIDENCE if threshold == 1.0 else None)
     assert len(single["candidates"]) == len(batched["candidates"]) == (1 if set_threshold == 1.0 else len(card["labels"]))
+
+
+@pytest.mark.parametrize("threshold", [-1.0, 1.01])
+def test_out_of_scope_follows_the_card(model_path: Path, tmp_path: Path, threshold: float) -> None:
+    """Threshold -1: no cosine is below it, nothing is out of scope; above 1: everything is, and says so."""
+    model = model_copy(model_path, tmp_path)
+    card = read_card(model_path.with_name("model_card.json"))
+    edit_card(model, out_of_scope=card["out_of_scope"] | {"threshold": threshold},
+              uncertainty=card["uncertainty"] | {"threshold": 0.0})
+    query = "puis-je prendre du doliprane enceinte ?"
+    with TestClient(create_app(model)) as test_client:
+        single = test_client.get("/intent", params={"query": query}).json()
+        [batched] = test_client.post("/intent", json={"queries": [query]}).json()["predictions"]
+    outside = threshold > 1
+    assert single["out_of_scope"] is batched["out_of_scope"] is single["unsure"] is outside
+    assert single["reason"] == batched["reason"] == (OUT_OF_SCOPE if outside else None)
+
+
+def test_refuses_to_start_when_the_card_records_a_rule_the_pickle_lacks(model_path: Path, tmp_path: Path) -> None:
+    model = model_copy(model_path, tmp_path)
+    card = read_card(model_path.with_name("model_card.json"))
+    edit_card(model, out_of_scope=card["out_of_scope"] | {"reference_rows": 3})
+    message = start_error(model)
+    assert "out-of-scope rule" in message and "make train" in message
 
 
 def test_refuses_to_start_on_an_encoder_version_mismatch(model_path: Path, tmp_path: Path) -> None:

@@ -112,7 +112,8 @@ class GatedService:
         self.entered.set()
         assert self.gate.wait(10), "the test never released the model"
         return [Prediction(query=q, intent=0, name="x", confidence=1.0, unsure=False, top_k=[Scored(0, "x", 1.0)],
-                           candidates=[Scored(0, "x", 1.0)], probability="1.00000000", reason=None)
+                           candidates=[Scored(0, "x", 1.0)], probability="1.00000000", reason=None,
+                           out_of_scope=False)
                 for q in queries]
 
 

@@ -149,6 +149,7 @@ def test_refit_full_false_serves_the_train_split_model(trained_model_dir: Path, 
     assert card["training"] == card["training"] | {"refit_full": False, "rows": "train",
                                                    "n_rows": card["split"]["train_rows"]}
     assert card["encoder"] is None and "before the refit" not in card["validation_note"]
+    assert card["out_of_scope"] is None  # the scope rule compares sentence embeddings: none without the encoder
     assert card["uncertainty"]["set_threshold"] == card["validation"]["set_threshold"]
 
 
