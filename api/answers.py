@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 
 from intent_lib.model import rank
-from intent_lib.reasons import NO_CONTENT, OUT_OF_SCOPE, REASONS, has_content, reason
+from intent_lib.reasons import NO_CONTENT, OUT_OF_SCOPE, REASONS, Reason, has_content, reason
 from intent_lib.uncertainty import Uncertainty
 
 
@@ -39,7 +39,7 @@ class Prediction(msgspec.Struct):
         pattern=r"^[01]\.[0-9]{8}$",
         description="`confidence` again, as a decimal string with 8 decimals (\"0.73356545\"), as the Posos "
                     "spec's answers show it: clients written for that spec read it unchanged.")]
-    reason: Annotated[str | None, msgspec.Meta(
+    reason: Annotated[Reason | None, msgspec.Meta(
         description=f"Why the answer is unsure, the strongest that applies: one of {', '.join(REASONS)}; null "
                     "when it is not unsure. no_content: the question holds no letter or digit once cleaned; "
                     "out_of_scope: see `out_of_scope`; low_confidence: the confidence is below the threshold "

@@ -10,11 +10,11 @@ dashboards import these names from here.
 from __future__ import annotations
 
 import unicodedata
+from typing import Literal, get_args
 
-NO_CONTENT = "no_content"
-OUT_OF_SCOPE = "out_of_scope"
-LOW_CONFIDENCE = "low_confidence"
-REASONS = (NO_CONTENT, OUT_OF_SCOPE, LOW_CONFIDENCE)  # strongest first
+Reason = Literal["no_content", "out_of_scope", "low_confidence"]  # strongest first
+REASONS: tuple[str, ...] = get_args(Reason)
+NO_CONTENT, OUT_OF_SCOPE, LOW_CONFIDENCE = REASONS
 
 
 def has_content(cleaned: str) -> bool:
@@ -22,7 +22,7 @@ def has_content(cleaned: str) -> bool:
     return any(unicodedata.category(ch)[0] in "LN" for ch in cleaned)
 
 
-def reason(*, content: bool, out_of_scope: bool, low_confidence: bool) -> str | None:
+def reason(*, content: bool, out_of_scope: bool, low_confidence: bool) -> Reason | None:
     """The strongest reason that applies to an answer, or None when it can be trusted."""
     if not content:
         return NO_CONTENT

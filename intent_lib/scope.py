@@ -123,20 +123,6 @@ def own_out_of_scope_set() -> pd.DataFrame:
         return pd.read_csv(fh, dtype=str, keep_default_na=False)
 
 
-def scope_report(rule: ScopeRule, card_entry: dict[str, Any], test_texts: Sequence[str]) -> dict[str, Any]:
-    """What the served rule flags: the card's out-of-fold and validation shares, the share of ``test_texts``
-    flagged, and the share of the project's own out-of-scope set caught (overall and by kind)."""
-    own = own_out_of_scope_set()
-    caught = rule.flag(embed(clean_texts(own["question"])))
-    by_kind = pd.Series(caught).groupby(own["kind"].to_numpy()).agg(["size", "mean"])
-    return {"threshold": rule.threshold, "k": rule.k, "oof_rate": card_entry["oof_rate"],
-            "validation_rate": card_entry["validation_rate"],
-            "test_rate": float(rule.flag(embed(clean_texts(test_texts))).mean()), "test_questions": len(test_texts),
-            "own_set_caught": float(caught.mean()), "own_set_questions": len(own),
-            "own_set_caught_by_kind": {kind: {"questions": int(row["size"]), "caught": float(row["mean"])}
-                                       for kind, row in by_kind.iterrows()}}
-
-
 def served_rule(model: Any, card: dict[str, Any]) -> ScopeRule | None:
     """The rule a loaded model serves: None when its card records none (a model without sentence encoder);
     ``ModelIntegrityError`` when the card records one the pickle does not carry."""

@@ -168,6 +168,12 @@ def test_openapi_schema(client: TestClient) -> None:
     assert {"/health", "/version"} <= set(paths)
     params = {p["name"] for p in paths["/intent"]["get"]["parameters"]}
     assert params == {"query", "top_k"}
+    answer = schema.json()["components"]["schemas"]["Prediction"]
+    reason = answer["properties"]["reason"]
+    assert {"no_content", "out_of_scope", "low_confidence"} <= set(json.dumps(reason).split('"'))
+    assert "no letter or digit" in reason["description"] and {"reason", "out_of_scope"} <= set(answer["required"])
+    assert answer["properties"]["out_of_scope"]["type"] == "boolean"
+    assert "unlike the questions the model was trained on" in answer["properties"]["out_of_scope"]["description"]
     ui = client.get("/schema")
     assert ui.status_code == 200
     assert "text/html" in ui.headers["content-type"]

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from intent_lib.artefacts import ModelIntegrityError, load_checked
+from intent_lib.evaluation import scope_figures
+from intent_lib.files import read_json
 from intent_lib.scope import (REFERENCE_ATTRIBUTE, ScopeRule, neighbour_scores, out_of_fold_scores,
                               own_out_of_scope_set, served_rule)
 
@@ -98,3 +100,14 @@ def test_a_card_whose_rule_the_pickle_lacks_is_refused(trained_model_dir: Path) 
         served_rule(bare, card)
     with pytest.raises(ModelIntegrityError, match="out-of-scope rule"):
         served_rule(model, card | {"out_of_scope": card["out_of_scope"] | {"reference_rows": 1}})
+
+
+def test_the_report_figures_are_the_cards_and_each_sets_flagged_share(trained_model_dir: Path) -> None:
+    figures = scope_figures(trained_model_dir / "models" / "intent_model.pkl", trained_model_dir / "data")
+    summary = figures.summary()
+    entry = read_json(trained_model_dir / "models" / "model_card.json")["out_of_scope"]
+    assert summary["oof_rate"] == pytest.approx(entry["oof_rate"]) and summary["threshold"] == entry["threshold"]
+    assert summary["validation_rate"] == entry["validation_rate"]
+    assert summary["test_questions"] == 60 and summary["own_set_questions"] == len(own_out_of_scope_set())
+    assert 0 <= summary["test_rate"] <= 1 and summary["own_set_caught"] > 0.5  # the demo data is tiny; the real
+    assert set(summary["own_set_caught_by_kind"]) == set(own_out_of_scope_set()["kind"])  # figures: 03_evaluate
