@@ -10,6 +10,7 @@ dashboards import these names from here.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 Reason = Literal["no_content", "out_of_scope", "low_confidence"]  # strongest first
@@ -29,3 +30,9 @@ def reason(*, content: bool, out_of_scope: bool, low_confidence: bool) -> Reason
     if out_of_scope:
         return OUT_OF_SCOPE
     return LOW_CONFIDENCE if low_confidence else None
+
+
+def reason_shares(reasons: Sequence[str | None]) -> dict[str, float]:
+    """The share of answers given each reason, and of unsure answers (any reason)."""
+    n = max(len(reasons), 1)
+    return {"unsure": sum(r is not None for r in reasons) / n} | {r: list(reasons).count(r) / n for r in REASONS}

@@ -100,21 +100,23 @@ def stored(embeddings: np.ndarray) -> np.ndarray:
 
 def fit_scope(train_texts: Sequence[str], val_texts: Sequence[str], served_texts: Sequence[str],
               k: int = DEFAULT_K, flagged_share: float = DEFAULT_FLAGGED_SHARE, folds: int = DEFAULT_FOLDS,
-              seed: int = 0) -> tuple[ScopeRule, dict[str, Any]]:
-    """The served rule (over ``served_texts``) and its card entry: the rule's settings, the share of served
-    questions flagged out of fold, and the share of validation questions flagged by the same recipe fitted on
-    the train rows only."""
+              seed: int = 0) -> tuple[ScopeRule, dict[str, Any], np.ndarray]:
+    """The served rule (over ``served_texts``), its card entry (the rule's settings, the share of served
+    questions flagged out of fold, the share of validation questions flagged by the same recipe fitted on the
+    train rows only) and those validation flags."""
     def fitted(texts: Sequence[str]) -> tuple[ScopeRule, np.ndarray]:
         return ScopeRule.fit(embed(clean_texts(texts)), k, flagged_share, folds, seed)
 
     train_rule, _ = fitted(train_texts)
-    validation_rate = float(train_rule.flag(embed(clean_texts(val_texts))).mean()) if len(val_texts) else None
+    validation_flags = train_rule.flag(embed(clean_texts(val_texts))) if len(val_texts) else np.zeros(0, bool)
+    validation_rate = float(validation_flags.mean()) if len(val_texts) else None
     rule, scores = fitted(served_texts)
     return rule, rule.to_dict() | {
         "flagged_share": flagged_share, "folds": folds, "seed": seed,
         "oof_rate": float((scores < rule.threshold).mean()), "validation_rate": validation_rate,
         "threshold_chosen_on": f"out-of-fold scores of the served model's {len(served_texts)} labelled questions",
-        "validation_rate_from": "the same recipe fitted on the train split, scored on the validation split"}
+        "validation_rate_from": "the same recipe fitted on the train split, scored on the validation split"}, \
+        validation_flags
 
 
 def own_out_of_scope_set() -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pytest
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.evaluation import scope_figures
 from intent_lib.files import read_json
+from intent_lib.reasons import reason, reason_shares
 from intent_lib.scope import (REFERENCE_ATTRIBUTE, ScopeRule, neighbour_scores, out_of_fold_scores,
                               own_out_of_scope_set, served_rule)
 
@@ -111,3 +112,11 @@ def test_the_report_figures_are_the_cards_and_each_sets_flagged_share(trained_mo
     assert summary["test_questions"] == 60 and summary["own_set_questions"] == len(own_out_of_scope_set())
     assert 0 <= summary["test_rate"] <= 1 and summary["own_set_caught"] > 0.5  # the demo data is tiny; the real
     assert set(summary["own_set_caught_by_kind"]) == set(own_out_of_scope_set()["kind"])  # figures: 03_evaluate
+
+
+def test_reason_shares_count_each_answer_once() -> None:
+    assert reason_shares([None, "no_content", "low_confidence", "low_confidence"]) == {
+        "unsure": 0.75, "no_content": 0.25, "out_of_scope": 0.0, "low_confidence": 0.5}
+    assert reason(content=False, out_of_scope=True, low_confidence=True) == "no_content"
+    assert reason(content=True, out_of_scope=True, low_confidence=True) == "out_of_scope"
+    assert reason(content=True, out_of_scope=False, low_confidence=False) is None
