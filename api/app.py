@@ -118,8 +118,8 @@ async def classify(
                                          description=f"How many intents to return (1 to {MAX_TOP_K}).")]
     = DEFAULT_TOP_K,
 ) -> Prediction:
-    """The most probable intent of ``query`` with its name and probability, whether it is ``unsure``, the
-    ``top_k`` best intents and the ``candidates`` (the conformal prediction set)."""
+    """The most probable intent of ``query`` with its probability, whether it is ``unsure`` and why (``reason``),
+    whether it is ``out_of_scope``, the ``top_k`` best intents and the ``candidates`` (the conformal set)."""
     _service(request)
     _log_queries(request, [text])
     batcher: MicroBatcher = request.app.state.batcher

@@ -1,10 +1,9 @@
 """The served model: loaded once and checked against its card, and the scheduler that feeds it.
 
 ``ModelService`` owns the model and its card; ``MicroBatcher`` groups concurrent single questions into one
-call of the model and cuts big batches into chunks interleaved with them; ``Prediction`` is what both
-endpoints return per question: the intent, whether the model is unsure of it (confidence below the card's
-threshold), the top k intents and the conformal set of candidate intents. Domain errors (``ServiceError``)
-carry their HTTP status; app.py maps them. BLAS runs on one thread per process: scale with workers.
+call of the model and cuts big batches into chunks interleaved with them; ``Prediction`` (``api.answers``) is
+what both endpoints return per question. Domain errors (``ServiceError``) carry their HTTP status; app.py maps
+them. BLAS runs on one thread per process: scale with workers.
 """
 
 import asyncio
@@ -16,23 +15,24 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
-import msgspec
 import msgspec.structs
 from threadpoolctl import threadpool_limits
 
+from api.answers import Prediction, Scored, answers
 from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, RETRY_AFTER_SECONDS, SINGLES_PER_CALL, Settings
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
-from intent_lib.model import rank
 from intent_lib.predictor import Predictor
 from intent_lib.paths import MODEL_PATH, resolve
+from intent_lib.scope import ScopeRule, embed, served_rule
 from intent_lib.uncertainty import Uncertainty
 
-log = logging.getLogger("api")
+__all__ = ["MicroBatcher", "ModelService", "Prediction", "Scored", "ServiceError", "StartupError"]
 
+log = logging.getLogger("api")
 
 
 class StartupError(RuntimeError):
@@ -76,6 +76,7 @@ class ModelService:
         self.predictor: Predictor | None = None
         self.card: dict[str, Any] | None = None
         self.uncertainty: Uncertainty | None = None
+        self.scope: ScopeRule | None = None
         self._names: dict[int, str] = {}
         self._lock = threading.Lock()
 
@@ -96,6 +97,7 @@ class ModelService:
             names = {int(k): str(v) for k, v in (card.get("names") or {}).items()}
             if not card.get("uncertainty"):
                 raise ModelIntegrityError(f"{path}'s card records no unsure threshold: retrain with `make train`.")
+            scope = served_rule(model, card)
             predictor = Predictor(model)
             predictor.predict_proba(["warm-up"])  # builds lazy lookups (and loads the encoder) before the first request
         except ModelIntegrityError as exc:
@@ -106,6 +108,7 @@ class ModelService:
         self._names = names
         self.card = card
         self.uncertainty = Uncertainty.from_dict(card["uncertainty"])
+        self.scope = scope
         self.predictor = predictor
         log.info("model %s loaded from %s", card.get("model_version"), path)
 
@@ -116,25 +119,15 @@ class ModelService:
     def name(self, intent: int) -> str:
         return self._names.get(intent) or intent_name(intent)
 
-    def predict(self, queries: list[str], k: int) -> list["Prediction"]:
+    def predict(self, queries: list[str], k: int) -> list[Prediction]:
         with self._lock:
             predictor = self.predictor
             if predictor is None:
                 raise ShuttingDown()
-            proba = predictor.predict_proba(queries)
-        classes = predictor.classes_
-        sets = rank(proba, classes, k, members=self.uncertainty.sets(proba))
-        out = []
-        for query, pairs, candidates in zip(queries, rank(proba, classes, k), sets):
-            scored = self._scored(pairs)
-            out.append(Prediction(query=query, intent=scored[0].intent, name=scored[0].name,
-                                  confidence=scored[0].score, unsure=bool(self.uncertainty.unsure(scored[0].score)),
-                                  top_k=scored, candidates=self._scored(candidates),
-                                  probability=f"{scored[0].score:.8f}"))
-        return out
-
-    def _scored(self, pairs: list[tuple[int, float]]) -> list["Scored"]:
-        return [Scored(intent=i, name=self.name(i), score=p) for i, p in pairs]
+            cleaned = predictor.clean_texts(queries)
+            proba = predictor.proba_of_cleaned(cleaned)
+            outside = self.scope.flag(embed(cleaned)) if self.scope else [False] * len(cleaned)  # cached embeddings
+        return answers(queries, cleaned, proba, outside, predictor.classes_, k, self.uncertainty, self.name)
 
 
 @dataclass
@@ -152,7 +145,7 @@ class _Batch:
     queries: list[str]
     k: int
     future: "asyncio.Future[list[Prediction]]"
-    results: list["Prediction"] = field(default_factory=list)
+    results: list[Prediction] = field(default_factory=list)
     started: asyncio.Event = field(default_factory=asyncio.Event)  # its first chunk went to the model
 
     def next_chunk(self, max_questions: int, max_chars: int) -> list[str]:
@@ -208,7 +201,7 @@ class MicroBatcher:
         self._fail_all(ShuttingDown())
         self._task = self._wake = None
 
-    async def predict(self, query: str, k: int) -> "Prediction":
+    async def predict(self, query: str, k: int) -> Prediction:
         """One question, grouped with the others waiting."""
         if self._wake is None:
             raise NotReady()
@@ -217,7 +210,7 @@ class MicroBatcher:
         self._wake.set()
         return await self._answer(item)
 
-    async def predict_many(self, queries: list[str], k: int) -> list["Prediction"]:
+    async def predict_many(self, queries: list[str], k: int) -> list[Prediction]:
         """A batch, in chunks; ``Overloaded`` when ``max_batch_requests`` batches are already running."""
         if self._wake is None:
             raise NotReady()
@@ -293,7 +286,7 @@ class MicroBatcher:
         else:
             self._batches.append(batch)  # back of the line: batches take turns
 
-    async def _call(self, futures: list["asyncio.Future[Any]"], queries: list[str], k: int) -> list["Prediction"]:
+    async def _call(self, futures: list["asyncio.Future[Any]"], queries: list[str], k: int) -> list[Prediction]:
         """One model call in a worker thread; if the batcher is stopped meanwhile, ``futures`` get a 503."""
         if self.on_call is not None:
             self.on_call(len(queries))
@@ -320,25 +313,5 @@ def _settle(future: "asyncio.Future[Any]", result: Any = None, exc: BaseExceptio
         future.set_result(result)
 
 
-def _trim(prediction: "Prediction", k: int) -> "Prediction":
+def _trim(prediction: Prediction, k: int) -> Prediction:
     return msgspec.structs.replace(prediction, top_k=prediction.top_k[:k])
-
-
-class Scored(msgspec.Struct):
-    intent: int
-    name: str
-    score: float
-
-
-class Prediction(msgspec.Struct):
-    query: str
-    intent: int
-    name: str
-    confidence: float
-    unsure: bool  # confidence below the threshold chosen on validation for the target accuracy
-    top_k: list[Scored]
-    candidates: list[Scored]  # the conformal prediction set: holds the true intent with probability >= 1 - alpha
-    probability: Annotated[str, msgspec.Meta(
-        pattern=r"^[01]\.[0-9]{8}$",
-        description="`confidence` again, as a decimal string with 8 decimals (\"0.73356545\"), as the Posos "
-                    "spec's answers show it: clients written for that spec read it unchanged.")]

@@ -41,9 +41,10 @@ def git_commit() -> str:
 def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, Any], training: dict[str, Any],
                params: dict[str, Any], params_source: str, labels: list[int], names: dict[int, str],
                validation: dict[str, float], uncertainty: dict[str, Any],
-               encoder: dict[str, str] | None) -> dict[str, Any]:
+               encoder: dict[str, str] | None, out_of_scope: dict[str, Any] | None = None) -> dict[str, Any]:
     """The card's content. ``validation`` holds the train-split model's validation metrics; ``training`` says
-    which rows the saved model was fitted on; ``uncertainty`` its unsure threshold and conformal set threshold."""
+    which rows the saved model was fitted on; ``uncertainty`` its unsure threshold and conformal set threshold;
+    ``out_of_scope`` its scope rule (``intent_lib.scope``; None for a model without sentence encoder)."""
     trained_at = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     return {
         "model_version": f"{__version__}+{model_sha256[:12]}",
@@ -61,6 +62,7 @@ def build_card(*, model_sha256: str, dataset: dict[str, Any], split: dict[str, A
         "validation_note": "validation metrics are those of the model fitted on the train split only"
                            + (", before the refit on every labelled row" if training.get("refit_full") else ""),
         "uncertainty": uncertainty,
+        "out_of_scope": out_of_scope,
         "encoder": encoder,
         "libraries": library_versions(),
     }

@@ -248,3 +248,19 @@ def flags_chart(summary: pd.DataFrame) -> alt.Chart:
         yOffset="set:N", x=alt.X("share:Q", title="share of the set", axis=alt.Axis(format="%")),
         color=alt.Color("set:N", title=None), tooltip=["flag", "set", "count", alt.Tooltip("share:Q", format=".2%")],
     ).properties(width=360, padding=PADDING)
+
+
+# ------------------------------------------------------------------------ out of scope (notebook 03)
+def scope_scores(scores: pd.DataFrame, threshold: float, step: float = 0.025) -> alt.Chart:
+    """Each set's distribution of scope scores (share of its questions per bin), the threshold as a rule: questions
+    left of it are flagged out of scope."""
+    edges = np.arange(np.floor(scores["score"].min() / step) * step, scores["score"].max() + step, step)
+    shares = pd.concat([pd.DataFrame({"set": name, "score": edges[:-1] + step / 2,
+                                      "share": np.histogram(group["score"], edges)[0] / len(group)})
+                        for name, group in scores.groupby("set", sort=False)])
+    lines = alt.Chart(shares, title="Scope score: mean cosine to the nearest labelled questions").mark_line(
+        interpolate="step").encode(x=alt.X("score:Q", title="scope score"),
+                                   y=alt.Y("share:Q", title="share of the set's questions", axis=alt.Axis(format="%")),
+                                   color=alt.Color("set:N", title=None), tooltip=["set", "score", "share"])
+    rule = alt.Chart(pd.DataFrame({"score": [threshold]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="score:Q")
+    return (lines + rule).properties(width=520, height=260, padding=PADDING)

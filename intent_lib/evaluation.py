@@ -1,4 +1,5 @@
-"""Evaluate the train-split model on the validation split and write its metrics file (notebook 03).
+"""Evaluate the train-split model on the validation split and write its metrics file (notebook 03); what the
+served model's out-of-scope rule flags.
 
 The served model may have been refitted on the validation rows too (``refit_full``); the reports therefore
 score the validation probabilities that ``02_train`` saved from the model fitted on the train rows only.
@@ -13,11 +14,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from intent_lib.artefacts import load_checked
+from intent_lib.data import load_questions, locate_dataset
 from intent_lib.files import write_json
 from intent_lib.intents import intent_names
 from intent_lib.metrics import (confusion, coverage_table, expected_calibration_error, per_intent_table,
                                 reliability_table, summary_scores, top_confusions)
-from intent_lib.paths import validation_predictions_path
+from intent_lib.model import clean_texts
+from intent_lib.paths import TEST_INPUTS, validation_predictions_path
+from intent_lib.scope import ScopeRule, embed, out_of_fold_scores, own_out_of_scope_set, served_rule
 from intent_lib.training import load_predictions
 from intent_lib.uncertainty import Uncertainty, accuracy_coverage_curve, deferred_intents, set_coverage
 
@@ -79,8 +84,10 @@ def evaluate(val: pd.DataFrame, proba: np.ndarray, classes: np.ndarray) -> Evalu
                       confusion(scored["intention"], scored["predicted"], labels), proba)
 
 
-def write_metrics(evaluation: Evaluation, card: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``metrics.json``: summary, per-intent rows, confusion matrix with its label order, top confusions."""
+def write_metrics(evaluation: Evaluation, card: dict[str, Any], path: Path,
+                  out_of_scope: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``metrics.json``: summary, per-intent rows, confusion matrix with its label order, top confusions, and
+    what the out-of-scope rule flags (``ScopeFigures.summary``)."""
     content = {
         "model_version": card["model_version"],
         "dataset": card["dataset"],
@@ -91,6 +98,7 @@ def write_metrics(evaluation: Evaluation, card: dict[str, Any], path: Path) -> d
         "top_confusions": evaluation.confusions().to_dict(orient="records"),
         "coverage": evaluation.coverage().to_dict(orient="records"),
         "uncertainty": card.get("uncertainty"),
+        "out_of_scope": out_of_scope,
     }
     write_json(content, path, default=_jsonable)
     return content
@@ -100,3 +108,45 @@ def _jsonable(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+LABELLED_OOF, TEST_SET, OWN_SET = "labelled (out of fold)", "test", "own out-of-scope set"  # ScopeFigures' sets
+
+
+@dataclass
+class ScopeFigures:
+    """The served out-of-scope rule's scores on the labelled questions (out of fold), the test questions and the
+    project's own out-of-scope set, and the card's entry for it."""
+
+    rule: ScopeRule
+    entry: dict[str, Any]
+    scores: pd.DataFrame  # set, kind, score, flagged
+
+    def summary(self) -> dict[str, Any]:
+        """What metrics.json and the report give: the share flagged in each set, caught by kind in the own set."""
+        share = self.scores.groupby("set")["flagged"].mean()
+        own = self.scores[self.scores["set"] == OWN_SET]
+        return {"threshold": self.rule.threshold, "k": self.rule.k, "flagged_share": self.entry["flagged_share"],
+                "oof_rate": float(share[LABELLED_OOF]), "validation_rate": self.entry["validation_rate"],
+                "test_rate": float(share[TEST_SET]), "test_questions": int((self.scores["set"] == TEST_SET).sum()),
+                "own_set_caught": float(share[OWN_SET]), "own_set_questions": len(own),
+                "own_set_caught_by_kind": own.groupby("kind")["flagged"].mean().round(4).to_dict()}
+
+
+def scope_figures(model_path: Path, data_dir: Path) -> ScopeFigures | None:
+    """The served model's scope rule on the three sets (None when its card has no rule); the test questions are
+    those of the dataset ``locate_dataset`` picks in ``data_dir``."""
+    model, card = load_checked(model_path)
+    rule = served_rule(model, card)
+    if rule is None:
+        return None
+    entry = card["out_of_scope"]
+    test = load_questions(locate_dataset(data_dir)[0] / TEST_INPUTS)["question"]
+    own = own_out_of_scope_set()
+    scores = pd.concat([
+        pd.DataFrame({"set": LABELLED_OOF, "kind": "labelled",
+                      "score": out_of_fold_scores(rule.reference, rule.k, entry["folds"], entry["seed"])}),
+        pd.DataFrame({"set": TEST_SET, "kind": "test", "score": rule.score(embed(clean_texts(test)))}),
+        pd.DataFrame({"set": OWN_SET, "kind": own["kind"], "score": rule.score(embed(clean_texts(own["question"])))}),
+    ], ignore_index=True)
+    return ScopeFigures(rule, entry, scores.assign(flagged=scores["score"] < rule.threshold))

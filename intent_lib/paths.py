@@ -14,6 +14,10 @@ ROOT_MARKER = "pyproject.toml"
 # The encrypted dataset, when DATA_ARCHIVE does not name another.
 DEFAULT_ARCHIVE = Path("data.tgz.gpg")
 
+# intent_lib/resources/: the project's own out-of-scope questions (kind,question), to report what the scope rule
+# catches (never to fit it).
+OUT_OF_SCOPE_SET = "out_of_scope.csv"
+
 # data/: the challenge's CSV files, decrypted, and a note of the archive they came from.
 DATA_DIR = Path("data")
 TRAIN_INPUTS = "input_train.csv"  # ID,question

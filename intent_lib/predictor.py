@@ -85,7 +85,14 @@ class Predictor:
 
     def predict_proba(self, texts: Sequence[object]) -> np.ndarray:
         """Probabilities in ``classes_`` order, as ``model.predict_proba(texts)``."""
-        cleaned = self.clean.transform(list(texts))
+        return self.proba_of_cleaned(self.clean_texts(texts))
+
+    def clean_texts(self, texts: Sequence[object]) -> list[str]:
+        """The texts as the model's first step cleans them."""
+        return list(self.clean.transform(list(texts)))
+
+    def proba_of_cleaned(self, cleaned: Sequence[str]) -> np.ndarray:
+        """``predict_proba`` of texts already through ``clean_texts``."""
         scores = np.tile(self._intercept, (len(cleaned), 1))
         for block, weights in self._blocks:
             if isinstance(block, _TfidfRows):

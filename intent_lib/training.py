@@ -6,7 +6,8 @@ the card and the reports give, and its validation probabilities are saved for ``
 configuration is then refitted on train + validation and that model is the one saved and served; its
 conformal sets are calibrated on its own out-of-fold probabilities (see ``intent_lib.uncertainty``).
 Every labelled row's probabilities from a model that never saw it (out-of-fold, and the validation rows'
-predictions when the served model did not see them) are saved for ``06_data_quality``.
+predictions when the served model did not see them) are saved for ``06_data_quality``. The out-of-scope rule
+(``intent_lib.scope``) is fitted on the served rows' embeddings, its reference stored in the pickle.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from intent_lib.features import encoder_record
 from intent_lib.files import write_json
 from intent_lib.intents import intent_names
 from intent_lib.metrics import expected_calibration_error, summary_scores
-from intent_lib.model import ModelParams, fit_model
+from intent_lib.model import ModelParams, clean_texts, fit_model
 from intent_lib.paths import card_path, held_out_predictions_path, validation_predictions_path
+from intent_lib.reasons import has_content, reason, reason_shares
+from intent_lib.scope import REFERENCE_ATTRIBUTE, fit_scope, stored
 from intent_lib.split import Split
 from intent_lib.uncertainty import (DEFAULT_ALPHA, DEFAULT_TARGET_ACCURACY, Uncertainty, choose_threshold,
                                     conformalize, set_coverage)
@@ -54,6 +57,15 @@ def uncertainty_metrics(uncertainty: Uncertainty, proba: np.ndarray, classes: np
     return {"answered_share": float(answered.mean()),
             "answered_accuracy": float(correct[answered].mean()) if answered.any() else float("nan"),
             "conformal_coverage": float(sets["coverage"]), "mean_set_size": float(sets["mean_set_size"])}
+
+
+def validation_reason_shares(texts: Sequence[str], proba: np.ndarray, outside: np.ndarray,
+                             uncertainty: Uncertainty) -> dict[str, float]:
+    """The share of validation answers unsure, and given each reason (``intent_lib.reasons``), as the API would
+    answer them with the train-split model and scope rule: the rates a server's answers compare with."""
+    low = uncertainty.unsure(proba.max(axis=1))
+    return reason_shares([reason(content=has_content(t), out_of_scope=bool(o), low_confidence=bool(lo))
+                          for t, o, lo in zip(clean_texts(texts), outside, low)])
 
 
 def oof_proba(model: Pipeline) -> np.ndarray:
@@ -123,6 +135,10 @@ def train_and_save(split: Split, root: Path, model_path: Path, params: ModelPara
     held_out_ids, held_out = ((served_rows["ID"], oof_proba(served)) if refit_full else
                               (served_rows["ID"].tolist() + val["ID"].tolist(), np.vstack([oof_proba(model), val_proba])))
     save_predictions(held_out_predictions_path(model_path), held_out_ids, held_out, served.classes_)
+    scope, outside = None, np.zeros(len(val), dtype=bool)
+    if params.sentence_weight > 0:  # the scope rule compares sentence embeddings
+        rule, scope, outside = fit_scope(train["question"], val["question"], served_rows["question"])
+        setattr(served, REFERENCE_ATTRIBUTE, stored(rule.reference))
     sha = save_model(served, model_path)
     labels = [int(c) for c in served.classes_]
     oof = oof_proba(served)
@@ -138,8 +154,9 @@ def train_and_save(split: Split, root: Path, model_path: Path, params: ModelPara
             "threshold_chosen_on": "validation split, train-split model",
             "sets_calibrated_on": f"out-of-fold probabilities of the served model's {len(served_rows)} rows",
             "served_out_of_fold": uncertainty_metrics(uncertainty, oof, served.classes_,
-                                                      served_rows["intention"].to_numpy())},
-        encoder=encoder_record(params.sentence_weight),
+                                                      served_rows["intention"].to_numpy()),
+            "validation_rates": validation_reason_shares(val["question"], val_proba, outside, uncertainty)},
+        encoder=encoder_record(params.sentence_weight), out_of_scope=scope,
     )
     write_json(card, card_path(model_path))
     return served, card

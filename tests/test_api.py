@@ -17,6 +17,7 @@ from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
 from api.service import MicroBatcher, ModelService
 from intent_lib.files import read_json as read_card
 from intent_lib.intents import intent_name
+from intent_lib.reasons import LOW_CONFIDENCE, NO_CONTENT, OUT_OF_SCOPE, REASONS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,12 +39,15 @@ def n_classes(model_path: Path) -> int:
 
 
 def check_prediction(body: dict, query: str, k: int) -> None:
-    assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates", "probability"}
+    assert set(body) == {"query", "intent", "name", "confidence", "unsure", "top_k", "candidates", "probability",
+                         "reason", "out_of_scope"}
     assert body["query"] == query
-    assert isinstance(body["unsure"], bool)
+    assert isinstance(body["unsure"], bool) and body["unsure"] is (body["reason"] is not None)
+    assert body["reason"] in (None, *REASONS)
+    assert body["out_of_scope"] is (body["reason"] in (NO_CONTENT, OUT_OF_SCOPE))
     candidates = body["candidates"]
-    assert candidates[0] == body["top_k"][0] and [set(c) for c in candidates] == [{"intent", "name", "score"}] * len(
-        candidates)
+    assert [set(c) for c in candidates] == [{"intent", "name", "score"}] * len(candidates)
+    assert candidates[:1] == ([] if body["reason"] == NO_CONTENT else body["top_k"][:1])
     assert [c["score"] for c in candidates] == sorted((c["score"] for c in candidates), reverse=True)
     ranked = body["top_k"]
     assert len(ranked) == k
@@ -164,6 +168,12 @@ def test_openapi_schema(client: TestClient) -> None:
     assert {"/health", "/version"} <= set(paths)
     params = {p["name"] for p in paths["/intent"]["get"]["parameters"]}
     assert params == {"query", "top_k"}
+    answer = schema.json()["components"]["schemas"]["Prediction"]
+    reason = answer["properties"]["reason"]
+    assert {"no_content", "out_of_scope", "low_confidence"} <= set(json.dumps(reason).split('"'))
+    assert "no letter or digit" in reason["description"] and {"reason", "out_of_scope"} <= set(answer["required"])
+    assert answer["properties"]["out_of_scope"]["type"] == "boolean"
+    assert "unlike the questions the model was trained on" in answer["properties"]["out_of_scope"]["description"]
     ui = client.get("/schema")
     assert ui.status_code == 200
     assert "text/html" in ui.headers["content-type"]
@@ -312,6 +322,45 @@ def test_odd_text_in_a_batch(client: TestClient) -> None:
     assert [p["query"] for p in response.json()["predictions"]] == queries
 
 
+NO_CONTENT_QUERIES = {"zero-width": "%E2%80%8B", "nul": "%00", "emoji": "%F0%9F%92%8A%F0%9F%98%AD%20%E2%9D%A4%EF%B8%8F",
+                      "bad-utf8": "%FF", "punctuation": "%3F%21%20...%20%E2%80%94", "only-tags": "%3Cb%3E%3C%2Fb%3E"}
+
+
+@pytest.mark.parametrize("raw", list(NO_CONTENT_QUERIES.values()), ids=list(NO_CONTENT_QUERIES))
+def test_a_question_without_letter_or_digit_is_unsure_with_no_candidates(client: TestClient, raw: str) -> None:
+    """Nothing in it is a question: its top intent is still given (one intent per row of a submission), but
+    unsure, with reason no_content and an empty candidate set; by GET and in a batch."""
+    single = client.get(f"/intent?query={raw}")
+    assert single.status_code == 200, single.text
+    query = single.json()["query"]
+    batch = client.post("/intent", json={"queries": [query, "posologie du doliprane"], "top_k": 2})
+    assert batch.status_code == 200, batch.text
+    batched, ordinary = batch.json()["predictions"]
+    for body in (single.json(), batched):
+        check_prediction(body, query, len(body["top_k"]))
+        assert (body["unsure"], body["reason"], body["out_of_scope"], body["candidates"]) == (True, NO_CONTENT, True, [])
+        assert isinstance(body["intent"], int) and body["top_k"][0]["intent"] == body["intent"]
+    assert ordinary["reason"] != NO_CONTENT and ordinary["candidates"]
+
+
+@pytest.mark.parametrize("query", ["a", "5 mg", "ß", "扑热息痛", "½"])
+def test_one_letter_or_digit_is_content(client: TestClient, query: str) -> None:
+    assert client.get("/intent", params={"query": query}).json()["reason"] != NO_CONTENT
+
+
+FOREIGN = ["recette des crêpes au chocolat", "qui a gagné la coupe du monde de football ?", "azertyuiop qsdfghjklm"]
+
+
+def test_an_obviously_foreign_question_is_out_of_scope_and_a_drug_question_is_not(client: TestClient) -> None:
+    drug = "puis-je prendre du doliprane enceinte ?"
+    for body in [client.get("/intent", params={"query": q}).json() for q in FOREIGN] + client.post(
+            "/intent", json={"queries": FOREIGN}).json()["predictions"]:
+        check_prediction(body, body["query"], 3)
+        assert (body["out_of_scope"], body["reason"], body["unsure"]) == (True, OUT_OF_SCOPE, True), body["query"]
+        assert body["candidates"]  # a guess, but a question: its conformal set is kept
+    assert client.get("/intent", params={"query": drug}).json()["out_of_scope"] is False
+
+
 @pytest.mark.parametrize("raw", ["%ED%A0%80", "%FF%FE", "%C3", "a%00b"], ids=["surrogate", "bad-utf8", "cut", "nul"])
 def test_invalid_utf8_in_the_url_is_not_a_500(client: TestClient, raw: str) -> None:
     response = client.get(f"/intent?query={raw}")
@@ -375,7 +424,32 @@ def test_unsure_flag_and_candidates_follow_the_card(model_path: Path, tmp_path: 
         single = test_client.get("/intent", params={"query": query}).json()
         [batched] = test_client.post("/intent", json={"queries": [query]}).json()["predictions"]
     assert single["unsure"] is batched["unsure"] is (threshold == 1.0)
+    assert single["reason"] == batched["reason"] == (LOW_CONFIDENCE if threshold == 1.0 else None)
     assert len(single["candidates"]) == len(batched["candidates"]) == (1 if set_threshold == 1.0 else len(card["labels"]))
+
+
+@pytest.mark.parametrize("threshold", [-1.0, 1.01])
+def test_out_of_scope_follows_the_card(model_path: Path, tmp_path: Path, threshold: float) -> None:
+    """Threshold -1: no cosine is below it, nothing is out of scope; above 1: everything is, and says so."""
+    model = model_copy(model_path, tmp_path)
+    card = read_card(model_path.with_name("model_card.json"))
+    edit_card(model, out_of_scope=card["out_of_scope"] | {"threshold": threshold},
+              uncertainty=card["uncertainty"] | {"threshold": 0.0})
+    query = "puis-je prendre du doliprane enceinte ?"
+    with TestClient(create_app(model)) as test_client:
+        single = test_client.get("/intent", params={"query": query}).json()
+        [batched] = test_client.post("/intent", json={"queries": [query]}).json()["predictions"]
+    outside = threshold > 1
+    assert single["out_of_scope"] is batched["out_of_scope"] is single["unsure"] is outside
+    assert single["reason"] == batched["reason"] == (OUT_OF_SCOPE if outside else None)
+
+
+def test_refuses_to_start_when_the_card_records_a_rule_the_pickle_lacks(model_path: Path, tmp_path: Path) -> None:
+    model = model_copy(model_path, tmp_path)
+    card = read_card(model_path.with_name("model_card.json"))
+    edit_card(model, out_of_scope=card["out_of_scope"] | {"reference_rows": 3})
+    message = start_error(model)
+    assert "out-of-scope rule" in message and "make train" in message
 
 
 def test_refuses_to_start_on_an_encoder_version_mismatch(model_path: Path, tmp_path: Path) -> None:

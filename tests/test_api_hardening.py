@@ -112,7 +112,9 @@ class GatedService:
         self.entered.set()
         assert self.gate.wait(10), "the test never released the model"
         return [Prediction(query=q, intent=0, name="x", confidence=1.0, unsure=False, top_k=[Scored(0, "x", 1.0)],
-                           candidates=[Scored(0, "x", 1.0)], probability="1.00000000") for q in queries]
+                           candidates=[Scored(0, "x", 1.0)], probability="1.00000000", reason=None,
+                           out_of_scope=False)
+                for q in queries]
 
 
 def test_a_big_batch_is_cut_in_chunks_and_single_questions_go_between_them() -> None:

@@ -64,6 +64,9 @@ def every_chart(predictions: tuple[np.ndarray, np.ndarray]) -> dict[str, object]
         "Parameter importances": charts.importance_bars({"C": .7, "class_weight_power": .3}),
         "Default and tuned": charts.interval_points(compared, "point", "low", "high", "config", "metric",
                                                     "Default and tuned"),
+        "Scope score: mean cosine to the nearest labelled questions": charts.scope_scores(
+            pd.DataFrame({"set": ["labelled"] * 50 + ["own"] * 20,
+                          "score": np.r_[np.linspace(0.4, 0.9, 50), np.linspace(0.1, 0.5, 20)]}), 0.45),
     }
 
 

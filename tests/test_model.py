@@ -21,6 +21,7 @@ from intent_lib.files import read_json, sha256_of
 from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature, one_column_per_class
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
 from intent_lib.model import ModelParams, rank
+from intent_lib.reasons import REASONS
 from intent_lib.split import Split
 from intent_lib.training import train_and_save
 
@@ -139,6 +140,10 @@ def test_served_model_is_refitted_on_every_label_and_the_card_says_so(trained_mo
     u = card["uncertainty"]
     assert 0 < u["set_threshold"] < 1 and 0 < u["threshold"] <= 1 and u["target_accuracy"] == 0.9 and u["alpha"] == 0.1
     assert 0 <= card["validation"]["answered_share"] <= 1 and card["validation"]["mean_set_size"] >= 1
+    rates = u["validation_rates"]  # the answers' reasons on validation: each answer has at most one
+    assert set(rates) == {"unsure", *REASONS} and rates["unsure"] == pytest.approx(sum(rates[r] for r in REASONS))
+    assert rates["low_confidence"] <= 1 - card["validation"]["answered_share"] + 1e-9
+    assert rates["out_of_scope"] <= card["out_of_scope"]["validation_rate"]
     assert not hasattr(model.named_steps["classifier"], "oof_proba_")  # out-of-fold scores stay out of the pickle
 
 
@@ -149,6 +154,7 @@ def test_refit_full_false_serves_the_train_split_model(trained_model_dir: Path, 
     assert card["training"] == card["training"] | {"refit_full": False, "rows": "train",
                                                    "n_rows": card["split"]["train_rows"]}
     assert card["encoder"] is None and "before the refit" not in card["validation_note"]
+    assert card["out_of_scope"] is None  # the scope rule compares sentence embeddings: none without the encoder
     assert card["uncertainty"]["set_threshold"] == card["validation"]["set_threshold"]
 
 

@@ -62,6 +62,9 @@ def test_metrics_json_is_sane(demo_run) -> None:
     assert len(matrix) == len(labels) == len(metrics["per_intent"]) == 6
     assert sum(map(sum, matrix)) == summary["n"]
     assert sum(matrix[i][i] for i in range(len(labels))) / summary["n"] == pytest.approx(summary["accuracy"])
+    scope = metrics["out_of_scope"]  # 03_evaluate: the served rule on the labelled, test and own sets
+    assert scope["oof_rate"] <= scope["flagged_share"] and scope["test_questions"] == 60
+    assert 0 <= scope["test_rate"] <= 1 and 0 <= scope["own_set_caught"] <= 1
 
 
 def test_html_reports_open_offline_and_warn_about_demo_data(demo_run) -> None:

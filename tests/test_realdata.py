@@ -1,7 +1,8 @@
 """The whole pipeline on the real (encrypted) dataset, when ../shared/data is beside the checkout (as in CI).
 
 Guards against regressions only (accuracy >= 0.68, macro-F1 >= 0.54, at least 45% of validation questions
-answered at 0.90 accuracy, conformal coverage within 0.03 of 1 - alpha); ``make bench`` tracks the targets.
+answered at 0.90 accuracy, conformal coverage within 0.03 of 1 - alpha, at most 3% of real questions out of
+scope and 90% of the own out-of-scope set caught); ``make bench`` tracks the targets.
 """
 
 from __future__ import annotations
@@ -42,5 +43,8 @@ def test_real_data_pipeline_meets_the_regression_floor(tmp_path: Path) -> None:
     validation = card["validation"]  # the train-split model's; floors below the targets, as above
     assert validation["answered_share"] >= 0.45 and validation["answered_accuracy"] >= 0.9
     assert abs(validation["conformal_coverage"] - (1 - card["uncertainty"]["alpha"])) <= 0.03
+    scope = metrics["out_of_scope"]  # issue 18: at most 3% of real questions flagged, 90% of the own set caught
+    assert scope["oof_rate"] <= 0.03 and scope["test_rate"] <= 0.03 and scope["test_questions"] == 2035
+    assert scope["validation_rate"] <= 0.05 and scope["own_set_caught"] >= 0.9
     for report in ("01_split", "02_train", "03_evaluate", "04_variability", "06_data_quality"):
         assert "DEMO DATA" not in (tmp_path / "reports" / f"{report}.html").read_text()

@@ -143,3 +143,21 @@ def test_an_unsure_answer_shows_its_candidates_and_a_sure_one_hides_them(page, s
     page.locator("#query").fill("effets secondaires du doliprane")
     sync_api.expect(box).to_be_hidden(timeout=15_000)
     assert page.problems == []
+
+
+@pytest.mark.parametrize("query, why, has_candidates", [
+    ("💊💊 ?!", "ni lettre ni chiffre", False),  # no content: no candidate set
+    ("recette des crêpes au chocolat", "ne ressemble à aucune question", True),  # out of scope
+])
+def test_an_unsure_answer_says_why(page, server: str, query: str, why: str, has_candidates: bool) -> None:
+    """The API's reason reaches the page."""
+    box = page.locator("#unsure")
+    page.locator("#query").fill(query)
+    sync_api.expect(box).to_be_visible(timeout=15_000)
+    sync_api.expect(box).to_contain_text(why)
+    sync_api.expect(page.locator("#coverage")).to_be_visible(visible=has_candidates)
+    if has_candidates:
+        sync_api.expect(box.locator("li").first).to_be_visible()
+    else:
+        sync_api.expect(box.locator("li")).to_have_count(0)
+    assert page.problems == []

@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const form = $("ask"), input = $("query"), topK = $("top_k"), results = $("results"),
     status = $("status"), count = $("count"), model = $("model"), unsure = $("unsure"),
-    candidates = $("candidates");
+    candidates = $("candidates"), reason = $("reason"), coverage = $("coverage");
   const MAX_CHARS = input.maxLength;  // the server writes its limit into the page
   let timer = null, inFlight = null, lastKey = "";
 
@@ -46,10 +46,21 @@
     showCandidates(prediction);
   }
 
-  // An unsure answer shows its conformal set: the intents that hold the true one with the card's coverage.
+  // Why an answer is unsure (the API's `reason`), in the page's words.
+  const REASONS = {
+    no_content: "La question ne contient ni lettre ni chiffre.",
+    out_of_scope: "La question ne ressemble à aucune question sur les médicaments vues à l'entraînement.",
+    low_confidence: "Le modèle hésite.",
+  };
+
+  // An unsure answer says why and shows its conformal set: the intents that hold the true one with the card's
+  // coverage (none when the question has no content).
   function showCandidates(prediction) {
-    candidates.replaceChildren(...(prediction && prediction.unsure ? prediction.candidates : []).map(
+    const shown = prediction && prediction.unsure ? prediction.candidates : [];
+    candidates.replaceChildren(...shown.map(
       (item) => el("li", "", item.name + " (#" + item.intent + ", " + percent(item.score) + ")")));
+    reason.textContent = prediction && prediction.unsure ? (REASONS[prediction.reason] || "") : "";
+    coverage.hidden = shown.length === 0;
     unsure.hidden = !(prediction && prediction.unsure);
   }
 
@@ -134,7 +145,7 @@
       const v = card.validation || {};
       const u = card.uncertainty || {};
       if (typeof u.alpha === "number") {
-        $("coverage").textContent = "Avec " + percent(1 - u.alpha) + " de chances, l'intention est l'une de\u00a0:";
+        coverage.textContent = "Avec " + percent(1 - u.alpha) + " de chances, l'intention est l'une de\u00a0:";
       }
       const data = card.dataset || {};
       const rows = [
