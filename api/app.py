@@ -3,6 +3,8 @@
 Run with ``python -m api.serve`` (or ``uvicorn api.app:app --port 4002``). The model is ``MODEL_PATH`` (default
 ``models/intent_model.pkl``, relative to the working directory) with ``model_card.json`` beside it; both are
 checked and loaded once at start-up, and a missing or malformed model stops the start with a one-line message.
+Under the supervisor, the versions a worker holds and the one answering are api/registry.py's; every response
+carries the version that answered it (or the one in service) in ``X-Model-Version``.
 Every limit (api/settings.py) is in the OpenAPI document; every error is ``{"status_code", "detail", "field"}``.
 """
 
@@ -30,11 +32,14 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERN
 from litestar.types import Receive, Scope, Send
 
 from api import metrics
+from api.live_metrics import ModelInfo, ProcessMetrics
 from api.logs import AccessLog
 from api.security import Guard
-from api.service import MicroBatcher, ModelService, NotReady, Prediction, ServiceError, StartupError
+from api.registry import Registry, Slot
+from api.service import ModelService, Prediction, ServiceError, StartupError
 from api.settings import (DEFAULT_TOP_K, MAX_BATCH, MAX_BODY_BYTES, MAX_HEAD_BYTES, MAX_HEADER_BYTES,
                           MAX_QUERY_CHARS, MAX_TOP_K, MAX_URL_BYTES, Settings)
+from api.versions import InService
 from intent_lib import __version__
 
 log = logging.getLogger("api")
@@ -96,11 +101,13 @@ def _errors(*codes: int) -> dict[int, ResponseSpec]:
 # ---------------------------------------------------------------------------------------------- handlers
 
 
-def _service(request: Request) -> ModelService:
-    service: ModelService = request.app.state.model_service
-    if not service.loaded:
-        raise NotReady()
-    return service
+@asynccontextmanager
+async def _model(request: Request) -> AsyncIterator[Slot]:
+    """The version answering this request (held until it is answered), named in its X-Model-Version."""
+    registry: Registry = request.app.state.registry
+    async with registry.hold() as slot:
+        request.scope["state"]["model_version"] = slot.model_version
+        yield slot
 
 
 def _log_queries(request: Request, queries: list[str]) -> None:
@@ -120,10 +127,9 @@ async def classify(
 ) -> Prediction:
     """The most probable intent of ``query`` with its probability, whether it is ``unsure`` and why (``reason``),
     whether it is ``out_of_scope``, the ``top_k`` best intents and the ``candidates`` (the conformal set)."""
-    _service(request)
     _log_queries(request, [text])
-    batcher: MicroBatcher = request.app.state.batcher
-    return await batcher.predict(text, top_k)
+    async with _model(request) as slot:
+        return await slot.batcher.predict(text, top_k)
 
 
 async def _check_body(request: Request) -> None:
@@ -163,34 +169,39 @@ async def classify_batch(
 ) -> BatchResponse:
     """One prediction per query, in order, each as ``GET /intent`` returns it. Big batches are predicted in
     chunks that take turns with single questions, so they never hold the model for long."""
-    _service(request)
     _log_queries(request, data.queries)
-    batcher: MicroBatcher = request.app.state.batcher
-    return BatchResponse(predictions=await batcher.predict_many(data.queries, data.top_k))
+    async with _model(request) as slot:
+        return BatchResponse(predictions=await slot.batcher.predict_many(data.queries, data.top_k))
 
 
 @get("/health", summary="200 when the model is loaded and the server is not shutting down, 503 otherwise",
      responses={503: ResponseSpec(data_container=Health, description="Not loaded yet, or shutting down",
                                   generate_examples=False), **_errors(431)})
 async def health(request: Request) -> Response[Health]:
-    service: ModelService = request.app.state.model_service
+    slot = request.app.state.registry.current()
     if request.app.state.draining.is_set():
         return Response(Health(status="shutting down"), status_code=503)
-    if not service.loaded:
+    if slot is None or not slot.service.loaded:
         return Response(Health(status="unavailable"), status_code=503)
-    return Response(Health(status="ok", model_version=(service.card or {}).get("model_version")))
+    return Response(Health(status="ok", model_version=slot.model_version))
 
 
 @get("/version", summary="The model card: version, training date, data hash, validation metrics, libraries",
      responses=_errors(431, 503))
 async def version(request: Request) -> dict[str, Any]:
-    return _service(request).card or {}
+    async with _model(request) as slot:
+        return slot.service.card or {}
 
 
 @get("/metrics", summary="Prometheus metrics: requests by route and status, latency, model calls, model version",
      media_type=metrics.CONTENT_TYPE, responses=_errors(431))
-async def prometheus_metrics() -> Response[bytes]:
-    return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
+async def prometheus_metrics(request: Request) -> Response[bytes]:
+    registry: Registry = request.app.state.registry
+    slot = registry.current()
+    live = [ModelInfo(slot.model_version if slot else None)]
+    if registry.pointer is not None:  # a supervised worker: the supervisor lists the live processes
+        live.append(ProcessMetrics(registry.pointer.path.parent))
+    return Response(metrics.exposition(*live), media_type=metrics.CONTENT_TYPE)
 
 
 @get("/", include_in_schema=False, media_type=MediaType.HTML)
@@ -326,8 +337,24 @@ class IntentApp(Litestar):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await super().__call__(scope, receive, _concise_startup_failure(send))
+        elif scope["type"] == "http":
+            await self._edge(scope, receive, self._with_version(scope, send))
         else:
             await self._edge(scope, receive, send)
+
+    def _with_version(self, scope: Scope, send: Send) -> Send:
+        """``send`` adding X-Model-Version: the version that answered, or the one in service."""
+
+        async def wrapped(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                answered = scope.get("state", {}).get("model_version")
+                slot = None if answered else self.state.registry.current()
+                version = answered or (slot.model_version if slot else "")
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-model-version", version.encode("ascii", "replace"))]}
+            await send(message)
+
+        return wrapped
 
     async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Litestar, with HEAD answered as GET without the body (same status and headers)."""
@@ -382,34 +409,32 @@ def drain_on_sigterm(draining: threading.Event) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def create_app(model_path: Path | None = None, settings: Settings | None = None) -> Litestar:
-    """The app serving ``model_path`` (default: ``MODEL_PATH`` or models/intent_model.pkl, read at start-up)."""
+def create_app(model_path: Path | None = None, settings: Settings | None = None,
+               state_dir: Path | None = None) -> Litestar:
+    """The app serving ``model_path`` (default: ``MODEL_PATH`` or models/intent_model.pkl, read at start-up);
+    with ``state_dir`` (a supervised worker), each request takes the version its pointer names."""
     settings = settings or Settings.from_env()
     service = ModelService(model_path)
-    batcher = MicroBatcher(service, max_batch_requests=settings.max_batch_requests,
-                           request_timeout=settings.request_timeout)
-    batcher.on_call = metrics.observe_model_call
+    registry = Registry(settings, InService(state_dir) if state_dir else None, on_call=metrics.observe_model_call)
     draining = threading.Event()
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         service.load()
-        metrics.set_model_version(str((service.card or {}).get("model_version")))
-        batcher.start()
+        registry.add(service)
         drain_on_sigterm(draining)
         try:
             yield
         finally:
             draining.set()
-            await batcher.stop()
-            service.unload()
+            await registry.close()
 
     return IntentApp(
         route_handlers=[classify, classify_batch, health, version, prometheus_metrics, index,
                         create_static_files_router(path="/static", directories=[STATIC_DIR],
                                                    include_in_schema=False)],
         lifespan=[lifespan],
-        state=State({"model_service": service, "batcher": batcher, "settings": settings, "draining": draining}),
+        state=State({"registry": registry, "settings": settings, "draining": draining}),
         exception_handlers={
             ValidationException: _validation_error,
             HTTPException: _http_error,

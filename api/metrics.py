@@ -1,7 +1,9 @@
 """Prometheus metrics at ``/metrics``: requests by route and status, latency, model-call sizes, model version.
 
-With several uvicorn workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``python -m api.serve``) makes every
-worker write its samples there and ``/metrics`` report the sum over workers.
+Under the supervisor (``python -m api.serve``), ``PROMETHEUS_MULTIPROC_DIR`` makes every worker write its
+samples there and ``/metrics`` report the sum over workers (a dead worker's live gauges are removed by the
+supervisor). What must name only what is live (the version in service, the processes) is collected at scrape
+time: api/live_metrics.py.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram,
                                generate_latest, multiprocess)
+from prometheus_client.registry import Collector
 
 from api.settings import MAX_BATCH
 
@@ -20,8 +23,6 @@ LATENCY = Histogram("posos_request_duration_seconds", "Time to answer a request,
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 MODEL_CALL_SIZE = Histogram("posos_model_call_questions", "Questions per call of the model (micro-batches "
                             "and batch chunks)", buckets=(1, 2, 4, 8, 16, 32, 64, 128, MAX_BATCH))
-MODEL_INFO = Gauge("posos_model_info", "The served model's version (value 1)", ["version"],
-                   multiprocess_mode="max")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -36,14 +37,13 @@ def observe_model_call(size: int) -> None:
     MODEL_CALL_SIZE.observe(size)
 
 
-def set_model_version(version: str) -> None:
-    MODEL_INFO.labels(version).set(1)
-
-
-def exposition() -> bytes:
-    """The text exposition: this process's registry, or all workers' when running multiprocess."""
+def exposition(*live: Collector) -> bytes:
+    """The text exposition: this process's registry, or all workers' when running multiprocess, then ``live``."""
+    shared = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest()
+        shared = CollectorRegistry()
+        multiprocess.MultiProcessCollector(shared)
+    scraped = CollectorRegistry(auto_describe=False)
+    for collector in live:
+        scraped.register(collector)
+    return generate_latest(shared) + generate_latest(scraped)

@@ -50,18 +50,24 @@ def read_checked_card(model_path: Path) -> dict[str, Any]:
     return card
 
 
+def check_file(model_path: Path) -> dict[str, Any]:
+    """The card of the pickle at ``model_path`` once the file passes every check short of unpickling it."""
+    if not model_path.is_file():
+        raise ModelIntegrityError(f"No model at {model_path}: run `make train` first (or set MODEL_PATH).")
+    card = read_checked_card(model_path)
+    if sha256_of(model_path) != card["model_sha256"]:
+        raise ModelIntegrityError(f"{model_path} does not match the sha256 in its model card: {RETRAIN}.")
+    mismatches = version_mismatches(card)
+    if mismatches:
+        raise ModelIntegrityError(f"{model_path} was trained with other library versions "
+                                  f"({'; '.join(mismatches)}): {RETRAIN}, or use the versions of requirements/*.lock.")
+    return card
+
+
 def load_checked(model_path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     """The model at ``model_path`` and its card, after every check; ``ModelIntegrityError`` when one fails."""
     path = Path(model_path)
-    if not path.is_file():
-        raise ModelIntegrityError(f"No model at {path}: run `make train` first (or set MODEL_PATH).")
-    card = read_checked_card(path)
-    if sha256_of(path) != card["model_sha256"]:
-        raise ModelIntegrityError(f"{path} does not match the sha256 in its model card: {RETRAIN}.")
-    mismatches = version_mismatches(card)
-    if mismatches:
-        raise ModelIntegrityError(f"{path} was trained with other library versions ({'; '.join(mismatches)}): "
-                                  f"{RETRAIN}, or use the versions of requirements/*.lock.")
+    card = check_file(path)
     try:
         with path.open("rb") as fh:
             model = pickle.load(fh)  # noqa: S301 - the file's hash was checked against the card we wrote

@@ -50,6 +50,16 @@ OPTUNA_WORKERS_DB = "optuna_workers.db"  # several workers asked for memory: rep
 MODEL_PATH = MODELS_DIR / MODEL_FILE
 BEST_PARAMS_PATH = MODELS_DIR / BEST_PARAMS_FILE
 
+# runtime/: what a running server keeps (``python -m api.serve``), one folder per port, removed when it exits:
+# its pid, the pointer to the model version in service, its live workers' pids, and versions/<sha12>/, a private
+# copy of each model version it loads (pickle and card), so a replaced worker never reads a file changed since.
+RUNTIME_DIR = Path("runtime")
+RUNTIME_DIR_ENV = "POSOS_RUNTIME_DIR"  # another folder for it (the image's /app is read-only)
+VERSIONS_DIR = "versions"
+IN_SERVICE_FILE = "in_service"  # the sha12 of the version in service
+SUPERVISOR_PID_FILE = "supervisor.pid"
+WORKER_PIDS_FILE = "workers"  # one live worker pid per line
+
 # reports/: HTML reports, executed notebooks, figures as JSON, the submission file.
 REPORTS_DIR = Path("reports")
 EXECUTED_DIR = REPORTS_DIR / "executed"
@@ -109,3 +119,8 @@ def validation_predictions_path(model_path: str | os.PathLike[str]) -> Path:
 def held_out_predictions_path(model_path: str | os.PathLike[str]) -> Path:
     """Every labelled row's probabilities from a model that never saw it (02_train, for 06): beside the pickle."""
     return Path(model_path).with_name(HELD_OUT_PREDICTIONS_FILE)
+
+
+def server_state_dir(port: int) -> Path:
+    """The folder of the server listening on ``port`` (``RUNTIME_DIR``, or ``POSOS_RUNTIME_DIR`` when set)."""
+    return resolve(os.environ.get(RUNTIME_DIR_ENV) or RUNTIME_DIR) / str(port)

@@ -173,7 +173,7 @@ def test_batch_requests_take_turns_and_past_the_cap_answer_overloaded() -> None:
 
 def test_a_request_the_model_cannot_start_within_the_budget_answers_503_with_retry_after(model_path: Path) -> None:
     with TestClient(create_app(model_path, Settings(request_timeout=0.3))) as slow_client:
-        service = slow_client.app.state.model_service
+        service = slow_client.app.state.registry.current().service
         predict = service.predict
         service.predict = lambda queries, k: (time.sleep(1.0), predict(queries, k))[1]
         with ThreadPoolExecutor(3) as pool:
@@ -192,7 +192,7 @@ def test_too_many_batch_requests_answer_429_with_retry_after(client: TestClient,
     async def refuse(*_: object) -> None:
         raise Overloaded(4)
 
-    monkeypatch.setattr(client.app.state.batcher, "predict_many", refuse)
+    monkeypatch.setattr(client.app.state.registry.current().batcher, "predict_many", refuse)
     response = client.post("/intent", json={"queries": ["a"]})
     assert_error(response, 429)
     assert int(response.headers["retry-after"]) > 0
