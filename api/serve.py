@@ -22,13 +22,12 @@ import tempfile
 from pathlib import Path
 
 from api.logs import log_config
-from api.settings import STARTUP_FAILURE, Settings
+from api.settings import STARTUP_FAILURE, Settings, listen_port
 from api.supervisor import Supervisor
 from intent_lib.artefacts import ModelIntegrityError
 from intent_lib.paths import MODEL_PATH, resolve, server_state_dir
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 4002
 BACKLOG = 2048  # uvicorn's default
 
 
@@ -56,7 +55,7 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         host = os.environ.get("HOST") or DEFAULT_HOST
-        port = int(os.environ.get("PORT") or os.environ.get("API_PORT") or DEFAULT_PORT)
+        port = listen_port()
         workers = int(os.environ.get("WORKERS") or default_workers())
     except ValueError as exc:
         print(f"api: {exc}", file=sys.stderr)

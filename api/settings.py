@@ -12,8 +12,8 @@ Limits are constants (the OpenAPI document states them); operating settings come
     BODY_TIMEOUT      seconds a request body may take to arrive whole after its head; then closed (default 60:
                       a full 16 MB body needs at least ~270 KB/s)
     DRAIN_SECONDS     seconds ``/health`` answers 503 after SIGTERM while requests are still served, so a load
-                      balancer stops sending (default 3; then GRACEFUL_SHUTDOWN_SECONDS for requests in flight:
-                      9 s in all, within ``docker stop``'s default 10 s)
+                      balancer stops sending (default 5; then GRACEFUL_SHUTDOWN_SECONDS for requests in flight:
+                      35 s in all, so a stop timeout of STOP_TIMEOUT_SECONDS: ``docker run --stop-timeout``)
 """
 
 from __future__ import annotations
@@ -49,8 +49,12 @@ CHUNK_QUESTIONS = 16
 CHUNK_CHARS = 5_000
 # Seconds a client is told to wait (Retry-After) after a 429 or 503.
 RETRY_AFTER_SECONDS = 2
-# Seconds in-flight requests may take to finish after the drain, before they are closed.
-GRACEFUL_SHUTDOWN_SECONDS = 6
+# Seconds in-flight requests may take to finish after the drain, before they are closed (a full batch of long
+# questions takes tens of seconds).
+GRACEFUL_SHUTDOWN_SECONDS = 30
+# What a container's stop timeout must allow: the default drain, the graceful timeout and a margin (docker
+# stop's own default, 10 s, would kill requests in flight).
+STOP_TIMEOUT_SECONDS = 40
 # What the server exits with when it cannot start (a model refused at start-up, a worker that cannot serve).
 STARTUP_FAILURE = 3
 # Seconds the supervisor waits, after a reload, for every worker to load the new version before refusing it.
@@ -59,6 +63,14 @@ RELOAD_TIMEOUT_SECONDS = 300
 # worker is replaced within RESTART_MAX_SECONDS, plus its start.
 RESTART_MIN_SECONDS = 0.5
 RESTART_MAX_SECONDS = 8.0
+
+
+DEFAULT_PORT = 4002
+
+
+def listen_port() -> int:
+    """The server's port: PORT (API_PORT is an alias), default DEFAULT_PORT; ``ValueError`` if not a number."""
+    return int(os.environ.get("PORT") or os.environ.get("API_PORT") or DEFAULT_PORT)
 
 
 def _flag(name: str) -> bool:
@@ -75,7 +87,7 @@ class Settings:
     max_batch_requests: int = 64
     head_timeout: float = 10.0
     body_timeout: float = 60.0
-    drain_seconds: float = 3.0
+    drain_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> "Settings":

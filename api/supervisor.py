@@ -197,6 +197,8 @@ class Supervisor:
         if kind == "ready":
             worker.ready = True
             worker.loaded.add(argument)
+            if self.serving:
+                log.info("worker %d serves version %s", worker.process.pid, argument)
             if self.reload is not None:
                 worker.send(f"load {self.reload.version.model_path}")
         elif kind == "loaded":

@@ -56,7 +56,7 @@ def free_port() -> int:
 def server(workers: int, start_timeout: float = 300) -> Iterator[int]:
     """``python -m api.serve`` with ``workers`` workers on a free loopback port, until the block ends."""
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": str(workers)}
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": str(workers), "DRAIN_SECONDS": "0"}
     log = tempfile.TemporaryFile("w+")  # the server's log (an access line per request): read only on failure
     process = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env,
                                stdout=subprocess.DEVNULL, stderr=log, text=True)

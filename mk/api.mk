@@ -1,7 +1,7 @@
 # The API: serve the model (make api), classify the test questions through it (make test), benchmark it
 # (make bench-api), and the containerised smoke test (make smoke-containers). Included by the main Makefile.
 
-# HOST and PORT: where `make api` listens (API_PORT is an alias of PORT); WORKERS: uvicorn processes, each with
+# HOST and PORT: where `make api` listens (API_PORT is an alias of PORT); WORKERS: worker processes, each with
 # its own model and micro-batcher (empty: one per core).
 HOST ?= 127.0.0.1
 API_PORT ?= 4002
@@ -16,20 +16,31 @@ BENCH_API_ARGS ?=
 BENCH_LOAD_ARGS ?=
 SMOKE_DIR ?= build/smoke
 SMOKE_PORT ?= 4012
+# Seconds docker waits after SIGTERM before killing: the drain (5 s) + the graceful timeout (30 s) + a margin,
+# as api/settings.py's STOP_TIMEOUT_SECONDS says.
+STOP_TIMEOUT ?= 40
 
-.PHONY: api api-image images test bench-api bench-load smoke-containers
+.PHONY: api api-image images reload test bench-api bench-load smoke-containers
 
 api-image: ## Build the API image (api.Dockerfile)
 	$(DOCKER) build -f api.Dockerfile -t $(API_IMAGE) .
 
 ifeq ($(RUNTIME),docker)
 api: api-image ## Serve the model on HOST:PORT (127.0.0.1:4002; WORKERS=one per core) from the image or .venv
-	$(DOCKER) run --rm --name $(API_CONTAINER) -p $(HOST):$(PORT):4002 $(if $(WORKERS),-e WORKERS=$(WORKERS)) \
-	  -e LOG_FORMAT -e LOG_QUERIES -v "$(abspath $(MODEL_DIR)):/app/models:ro" $(API_IMAGE)
+	$(DOCKER) run --rm --name $(API_CONTAINER) --stop-timeout $(STOP_TIMEOUT) -p $(HOST):$(PORT):4002 \
+	  $(if $(WORKERS),-e WORKERS=$(WORKERS)) -e LOG_FORMAT -e LOG_QUERIES -e DRAIN_SECONDS -v "$(abspath $(MODEL_DIR)):/app/models:ro" $(API_IMAGE)
 else
 api: $(VENV)/.installed
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) \
 	  $(PY) -m api.serve
+endif
+
+ifeq ($(RUNTIME),docker)
+reload: ## Roll out the model now in MODEL_DIR to the running API (a new version is checked, loaded, then switched)
+	$(DOCKER) kill -s HUP $(API_CONTAINER)
+else
+reload: $(VENV)/.installed
+	PORT=$(PORT) $(PY) -m api.reload
 endif
 
 test: $(VENV)/.installed ## Classify the test questions through the API at API_URL (starts one if none answers) into the submission CSV

@@ -27,7 +27,7 @@ SEED = 20261126  # fixed: the same cases on every run, so a failure reproduces
 def server_url(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     log = tmp_path_factory.mktemp("contract") / "server.log"  # a file: an unread pipe would fill and block
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WORKERS": "1",
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WORKERS": "1", "DRAIN_SECONDS": "0",
            "MODEL_PATH": str(trained_model_dir / "models" / "intent_model.pkl")}
     with log.open("w") as sink:
         process = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env,

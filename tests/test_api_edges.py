@@ -33,7 +33,7 @@ def client(trained_model_dir: Path) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def server(trained_model_dir: Path) -> Iterator[tuple[int, int]]:
-    """(port, pid) of ``python -m api.serve`` with one worker and short read timeouts."""
+    """(port, pid of its worker) of ``python -m api.serve`` with one worker and short read timeouts."""
     port = free_port()
     process = serve({"PORT": str(port), "HOST": "127.0.0.1", "WORKERS": "1", "HEAD_TIMEOUT": str(HEAD_TIMEOUT),
                      "BODY_TIMEOUT": str(BODY_TIMEOUT),
@@ -47,7 +47,8 @@ def server(trained_model_dir: Path) -> Iterator[tuple[int, int]]:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield port, process.pid
+        [worker] = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        yield port, int(worker)
     finally:
         process.kill()
         process.communicate()

@@ -446,7 +446,7 @@ def test_serve_refuses_a_bad_model_in_one_line_before_starting_workers(model_pat
 @pytest.mark.slow
 def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(model_path: Path) -> None:
     port = free_port()
-    process = serve({"PORT": str(port), "WORKERS": "1", "MODEL_PATH": str(model_path)})
+    process = serve({"PORT": str(port), "WORKERS": "1", "MODEL_PATH": str(model_path), "DRAIN_SECONDS": "0"})
     url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(timeout=120) as http:
