@@ -32,7 +32,7 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERN
 from litestar.types import Receive, Scope, Send
 
 from api import metrics
-from api.live_metrics import ModelInfo, ProcessMetrics
+from api.live_metrics import live_collectors
 from api.logs import AccessLog
 from api.security import Guard
 from api.registry import Registry, Slot
@@ -196,12 +196,7 @@ async def version(request: Request) -> dict[str, Any]:
 @get("/metrics", summary="Prometheus metrics: requests by route and status, latency, model calls, model version",
      media_type=metrics.CONTENT_TYPE, responses=_errors(431))
 async def prometheus_metrics(request: Request) -> Response[bytes]:
-    registry: Registry = request.app.state.registry
-    slot = registry.current()
-    live = [ModelInfo(slot.model_version if slot else None)]
-    if registry.pointer is not None:  # a supervised worker: the supervisor lists the live processes
-        live.append(ProcessMetrics(registry.pointer.path.parent))
-    return Response(metrics.exposition(*live), media_type=metrics.CONTENT_TYPE)
+    return Response(metrics.exposition(*live_collectors(request.app.state.registry)), media_type=metrics.CONTENT_TYPE)
 
 
 @get("/", include_in_schema=False, media_type=MediaType.HTML)
@@ -337,24 +332,8 @@ class IntentApp(Litestar):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await super().__call__(scope, receive, _concise_startup_failure(send))
-        elif scope["type"] == "http":
-            await self._edge(scope, receive, self._with_version(scope, send))
         else:
-            await self._edge(scope, receive, send)
-
-    def _with_version(self, scope: Scope, send: Send) -> Send:
-        """``send`` adding X-Model-Version: the version that answered, or the one in service."""
-
-        async def wrapped(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                answered = scope.get("state", {}).get("model_version")
-                slot = None if answered else self.state.registry.current()
-                version = answered or (slot.model_version if slot else "")
-                message = {**message, "headers": [*message.get("headers", []),
-                                                  (b"x-model-version", version.encode("ascii", "replace"))]}
-            await send(message)
-
-        return wrapped
+            await self._edge(scope, receive, self.state.registry.naming_version(scope, send))
 
     async def _routed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Litestar, with HEAD answered as GET without the body (same status and headers)."""

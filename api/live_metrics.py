@@ -15,6 +15,7 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from api.registry import Registry
 from intent_lib.paths import SUPERVISOR_PID_FILE, WORKER_PIDS_FILE
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -73,3 +74,12 @@ class ProcessMetrics(Collector):
             for family, value in zip((cpu, rss, start, files), stat):
                 family.add_metric([role, str(pid)], value)
         yield from (cpu, rss, start, files)
+
+
+def live_collectors(registry: Registry) -> list[Collector]:
+    """What ``/metrics`` collects at scrape time: the version in service and, under the supervisor, the processes."""
+    slot = registry.current()
+    live: list[Collector] = [ModelInfo(slot.model_version if slot else None)]
+    if registry.pointer is not None:  # a supervised worker: the supervisor lists the live processes in its folder
+        live.append(ProcessMetrics(registry.pointer.path.parent))
+    return live

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from litestar.types import Message, Scope, Send
+
 from api.service import MicroBatcher, ModelService, NotReady
 from api.settings import Settings
 from api.versions import InService, sha12
@@ -95,6 +97,20 @@ class Registry:
             self.own = next(iter(self.slots), None)
         await slot.batcher.stop()
         slot.service.unload()
+
+    def naming_version(self, scope: Scope, send: Send) -> Send:
+        """``send`` adding X-Model-Version to a response: the version that answered it, or the one in service."""
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answered = scope.get("state", {}).get("model_version")
+                slot = None if answered else self.current()
+                version = answered or (slot.model_version if slot else "")
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"x-model-version", version.encode("ascii", "replace"))]}
+            await send(message)
+
+        return wrapped
 
     async def close(self) -> None:
         for slot in list(self.slots.values()):
