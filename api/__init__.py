@@ -1,11 +1,16 @@
 """posos-intent API: the trained intent model served over HTTP (Litestar, run by uvicorn).
 
-    serve    the entry point (``python -m api.serve``): HOST, PORT, WORKERS, port check, graceful stop
+    serve    the entry point (``python -m api.serve``): HOST, PORT, WORKERS, the socket, then the supervisor
+    supervisor  worker processes on the shared socket: replacement, reloads (SIGHUP), drain (SIGTERM)
+    worker   one supervised uvicorn server and its channel to the supervisor
+    versions private copies of each model version and the pointer to the one in service
+    registry the versions a process holds and which one answers a request (X-Model-Version)
+    reload   ``python -m api.reload`` (``make reload``): SIGHUP to the server on PORT
     app      the Litestar application: routes, validation, JSON errors
     service  the served model (loaded once, checked against its card) and the scheduler that feeds it
     settings every limit the API enforces and the settings read from the environment
     security malformed paths and oversized headers refused at the edge; security headers
     logs     private-by-default access log, request ids, text or JSON lines
-    metrics  Prometheus metrics at ``/metrics``
+    metrics  Prometheus metrics at ``/metrics``; live_metrics what it collects at scrape time
     static   the web page served at ``/`` and the offline Swagger page
 """
