@@ -206,7 +206,7 @@ class Supervisor:
             if self.reload is None or argument != self.reload.version.sha12:
                 worker.send(f"drop {argument}")  # a reload refused meanwhile
         elif kind == "refused" and self.reload is not None:
-            self._refuse(f"a worker refused it: {argument}")
+            self._refuse(f"was refused by a worker: {argument}")
         elif kind == "dropped":
             worker.loaded.discard(argument)
 

@@ -139,7 +139,7 @@ def test_reload_under_load_switches_every_worker_at_once_and_refusals_keep_the_o
         # Refused by the checks (the pickle no longer matches its card), then by the workers (it cannot be
         # unpickled, though its card records its hash): one line each, and the old version answers throughout.
         for damage, why in ((lambda: live.write_bytes(live.read_bytes()[:-100]), "sha256"),
-                            (lambda: set_pickle(live, b"not a pickle"), "a worker refused it")):
+                            (lambda: set_pickle(live, b"not a pickle"), "refused by a worker: .*unpickled")):
             mark = len(server.lines())
             damage()
             server.process.send_signal(signal.SIGHUP)
@@ -163,6 +163,9 @@ def test_reload_under_load_switches_every_worker_at_once_and_refusals_keep_the_o
         for thread in clients:
             thread.join(60)
         new = server.version(client)
+        info = re.findall(r"posos_model_info\{.*\}", client.get(f"{server.url}/metrics").text)
+        assert info == [f'posos_model_info{{version="{new}"}}']
+        assert client.get(f"{server.url}/version").json()["model_version"] == new
 
     assert [a.status for a in answers if a.status != 200] == [], "requests failed across the switch"
     assert new != old and {a.version for a in answers} == {old, new}
