@@ -120,7 +120,7 @@ class Supervisor:
         return code
 
     def _on_signal(self, signum: int) -> None:
-        if signum == signal.SIGHUP:
+        if signum == signal.SIGHUP and self.stop_deadline is None:
             self._start_reload()
         elif self.stop_deadline is None:
             self._stop(signum)
