@@ -1,5 +1,7 @@
 """The trained model on disk: save the pickle, and load it back only after checking it against its card.
 
+``model_bytes`` is the one pickle of a model: canonical, so that two fits with equal values give equal bytes.
+
 ``load_checked`` is the one way anything loads a model (the API, notebook 04's refits, the benchmarks):
 card present and well-formed, pickle sha256 as recorded, pickle libraries at the recorded versions, then
 unpickle and check it is an intent model. Each refusal is a one-line ``ModelIntegrityError`` saying what
@@ -8,6 +10,7 @@ to do. Unpickling runs code: whoever can write ``models/`` can run code in what 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
@@ -25,11 +28,24 @@ class ModelIntegrityError(RuntimeError):
     """The model or its card is missing, malformed or does not match; the message is one line."""
 
 
+def model_bytes(model: Any) -> bytes:
+    """The model's pickle, written without the pickler's memo: its bytes depend on the values alone, not on which
+    equal strings and dtypes happen to be one object. That sharing differs between runs: a block fitted in a joblib
+    worker comes back through a pickle round trip, with its own copies of the strings (``'l2'``) and numpy dtypes an
+    in-process fit shares with the rest of the model. Memo-less pickling (``Pickler.fast``) refuses a cyclic
+    object with ``ValueError``; a fitted pipeline has none."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
+    pickler.fast = True
+    pickler.dump(model)
+    return buffer.getvalue()
+
+
 def save_model(model: Any, path: Path) -> str:
-    """Pickle the model to ``path`` atomically; return the file's sha256."""
+    """Pickle the model (``model_bytes``) to ``path`` atomically; return the file's sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.write_bytes(model_bytes(model))
     tmp.replace(path)
     return sha256_of(path)
 

@@ -130,8 +130,11 @@ class MeanWordVectors(DenseBlock):
         return out
 
     def __getstate__(self) -> dict:
+        """The state without the lookup dict (rebuilt on first use; keeps the pickle small). Dropped, not set to
+        None: an unfitted block sent to a joblib worker would then list ``_index`` before the attributes its fit
+        adds there, and its pickle would differ from an in-process fit's."""
         state = self.__dict__.copy()
-        state["_index"] = None  # rebuilt on first use; keeps the pickle small
+        state.pop("_index", None)
         return state
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:

@@ -241,31 +241,40 @@ def test_fits_in_parallel_give_the_one_process_model_bit_for_bit() -> None:
 
 
 _FIT_SCRIPT = """
-import hashlib, pickle, sys
+import sys
+from pathlib import Path
+from joblib import parallel_config
+from intent_lib.artefacts import save_model
 from intent_lib.data import DEMO_DIR, load_labeled
 from intent_lib.features import EmbeddingCache, clean_text
 from intent_lib.model import fit_model
 from intent_lib.paths import TRAIN_INPUTS, TRAIN_LABELS
+cache_state, n_jobs, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 labelled = load_labeled(DEMO_DIR / TRAIN_INPUTS, DEMO_DIR / TRAIN_LABELS)
 questions = labelled["question"].tolist()
-if sys.argv[1] == "warm-half":  # the cache holds half of the texts, encoded together, before the fit
+if cache_state == "warm-half":  # the cache holds half of the texts, encoded together, before the fit
     EmbeddingCache().embed([clean_text(q) for q in questions[::2]])
-model = fit_model(questions, labelled["intention"].tolist())
-print(hashlib.sha256(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest())
+with parallel_config(n_jobs=n_jobs):  # as training does: feature blocks and folds fitted n_jobs at a time
+    model = fit_model(questions, labelled["intention"].tolist())
+print(save_model(model, out))
 """
 
 
 @pytest.mark.slow
 def test_fits_in_fresh_processes_give_identical_pickle_bytes(tmp_path: Path) -> None:
-    """Whatever the hash seed and whatever the embedding cache holds (cold, warm, partly warm), the same data
-    and parameters give the same pickle, byte for byte."""
-    def fit(hash_seed: str, cache: Path, warm_half: bool = False) -> str:
+    """Whatever the hash seed, the embedding cache (cold, warm, partly warm) and ``n_jobs`` (blocks and folds
+    fitted in worker processes come back through a pickle round trip), the same data and parameters give the
+    same saved pickle, byte for byte."""
+    def fit(hash_seed: str, cache: Path, cache_state: str = "as-is", n_jobs: int = 1) -> str:
         env = {**os.environ, "PYTHONHASHSEED": hash_seed, "POSOS_EMBEDDING_CACHE": str(cache)}
-        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, "warm-half" if warm_half else "cold"],
+        out = tmp_path / f"model-{hash_seed}.pkl"
+        done = subprocess.run([sys.executable, "-c", _FIT_SCRIPT, cache_state, str(n_jobs), str(out)],
                               env=env, capture_output=True, text=True, check=True)
-        return done.stdout.split()[-1]
+        assert done.stdout.split()[-1] == sha256_of(out)
+        return sha256_of(out)
 
     cold = fit("1", tmp_path / "shared")
     warm = fit("2", tmp_path / "shared")  # every text cached by the first fit
-    partly = fit("3", tmp_path / "half", warm_half=True)
-    assert cold == warm == partly
+    partly = fit("3", tmp_path / "half", cache_state="warm-half")
+    parallel = fit("4", tmp_path / "cold-again", n_jobs=2)
+    assert cold == warm == partly == parallel
