@@ -29,6 +29,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from intent_lib.artefacts import model_bytes
 from intent_lib.best_params import read_best_params
 from intent_lib.data import load_labelled_folder, locate_dataset
 from intent_lib.model import ModelParams, fit_model
@@ -71,7 +72,7 @@ def latency(model: Any) -> dict[str, float]:
     """Pickle size, and single-question latency of the unpickled model in this process, as the API computes it
     (``Predictor``, one BLAS thread, embeddings cached in memory only)."""
     os.environ.pop(EMBEDDING_CACHE_ENV, None)
-    blob = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    blob = model_bytes(model)  # the bytes `make train` saves
     predictor = Predictor(pickle.loads(blob))
     times = []
     with threadpool_limits(1):

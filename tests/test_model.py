@@ -15,12 +15,12 @@ import pytest
 from scipy import sparse
 from sklearn.model_selection import StratifiedKFold
 
-from intent_lib.artefacts import ModelIntegrityError, load_checked
+from intent_lib.artefacts import ModelIntegrityError, load_checked, model_bytes
 from intent_lib.card import version_mismatches
 from intent_lib.files import read_json, sha256_of
 from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature, one_column_per_class
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
-from intent_lib.model import ModelParams, rank
+from intent_lib.model import ModelParams, fit_model, rank
 from intent_lib.reasons import REASONS
 from intent_lib.split import Split
 from intent_lib.training import train_and_save
@@ -238,6 +238,18 @@ def test_fits_in_parallel_give_the_one_process_model_bit_for_bit() -> None:
     np.testing.assert_array_equal(alone.svc_.coef_, shared.svc_.coef_)
     np.testing.assert_array_equal(alone.oof_proba_, shared.oof_proba_)
     np.testing.assert_array_equal(alone.predict_proba(X), shared.predict_proba(X))
+
+
+def test_a_model_fitted_in_workers_saves_the_bytes_of_an_in_process_fit(demo_frame) -> None:
+    """Feature blocks and folds fitted in joblib workers come back through a pickle round trip (their own copies of
+    shared strings and dtypes; attributes in the order the unfitted block's state gave them): the saved bytes do
+    not show it."""
+    def fitted(n_jobs: int) -> bytes:
+        with parallel_config(n_jobs=n_jobs):
+            model = fit_model(demo_frame["question"], demo_frame["intention"], ModelParams(sentence_weight=0))
+        return model_bytes(model)
+
+    assert fitted(1) == fitted(2)
 
 
 _FIT_SCRIPT = """
