@@ -45,12 +45,13 @@ venv: $(VENV)/.installed ## Create .venv from the lock (done for you by the othe
 trainer-image: ## Build the trainer image (trainer.Dockerfile)
 	$(DOCKER) build -f trainer.Dockerfile -t $(TRAINER_IMAGE) .
 
-train: ## Decrypt the data (or use the demo data), run the notebooks, write models/ and reports/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
+train: ## Decrypt the data (or use the demo data), run the notebooks, write models/, reports/, state/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
 ifeq ($(RUNTIME),docker)
 train: trainer-image
-	mkdir -p data models reports $(RUNS_STORE_DIR)
+	mkdir -p data models reports state $(RUNS_STORE_DIR)
 	$(DOCKER) run --rm $(DOCKER_USER) \
 	  -v "$(CURDIR)/data:/app/data" -v "$(CURDIR)/models:/app/models" -v "$(CURDIR)/reports:/app/reports" \
+	  -v "$(CURDIR)/state:/app/state" \
 	  $(if $(RUNS_STORE_DIR),-v "$(RUNS_STORE_DIR):$(RUNS_STORE_DIR)") -e MLFLOW_TRACKING_URI="$(RUNS_URI)" \
 	  -e MLFLOW_DISABLE_TELEMETRY -e TRACKING -e BASELINE \
 	  $(if $(wildcard $(ARCHIVE)),-v "$(abspath $(ARCHIVE)):/run/posos/archive:ro" -e DATA_ARCHIVE=/run/posos/archive) \
@@ -80,7 +81,7 @@ lock: $(VENV)/.installed ## Re-pin every dependency: dev.lock from pyproject.tom
 	$(VENV)/bin/uv pip compile pyproject.toml --extra train -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/train.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra serve -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/serve.lock
 
-clean: ## Remove generated models, reports and processed data (keeps data/*.csv and .venv)
-	rm -rf models reports/*.html reports/*.json reports/*.csv reports/executed data/processed
+clean: ## Remove generated models, reports, state (predictions, tuning, stamps) and processed data (keeps data/*.csv and .venv)
+	rm -rf models state reports/*.html reports/*.json reports/*.csv reports/executed data/processed
 
 -include mk/*.mk

@@ -38,17 +38,22 @@ SPLIT_META = "split.json"
 EMBEDDING_CACHE_DIR = DATA_DIR / "cache" / "embeddings"
 EMBEDDING_CACHE_ENV = "POSOS_EMBEDDING_CACHE"  # the cache folder; unset, embeddings are cached in memory only
 
-# models/: the pickle and its card (02_train), tuned hyperparameters and studies (05_tune).
+# models/: what the API serves, and nothing else: the pickle and its card (02_train).
 MODELS_DIR = Path("models")
 MODEL_FILE = "intent_model.pkl"
 CARD_FILE = "model_card.json"
+MODEL_PATH = MODELS_DIR / MODEL_FILE
+
+# state/: what training keeps between runs and the API never reads (the trainer container mounts it).
+STATE_DIR = Path("state")
+PREDICTIONS_DIR = STATE_DIR / "predictions"  # 02_train's probabilities, read by 03, 04 and 06
 VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"  # the train-split model's validation probabilities
 HELD_OUT_PREDICTIONS_FILE = "held_out_predictions.npz"  # every labelled row, scored by a model that never saw it
+TUNING_DIR = STATE_DIR / "tuning"  # 05_tune: the tuned hyperparameters (an input of 02_train) and its studies
 BEST_PARAMS_FILE = "best_params.json"
 OPTUNA_DB = "optuna.db"  # storage=sqlite: kept between runs
 OPTUNA_WORKERS_DB = "optuna_workers.db"  # several workers asked for memory: replaced at each run
-MODEL_PATH = MODELS_DIR / MODEL_FILE
-BEST_PARAMS_PATH = MODELS_DIR / BEST_PARAMS_FILE
+BEST_PARAMS_PATH = TUNING_DIR / BEST_PARAMS_FILE
 
 # runtime/: what a running server keeps (``python -m api.serve``), one folder per port, removed when it exits:
 # its pid, the pointer to the model version in service, its live workers' pids, and versions/<sha12>/, a private
@@ -111,14 +116,14 @@ def card_path(model_path: str | os.PathLike[str]) -> Path:
     return Path(model_path).with_name(CARD_FILE)
 
 
-def validation_predictions_path(model_path: str | os.PathLike[str]) -> Path:
-    """The train-split model's validation probabilities (02_train, for 03 and 04): beside the served pickle."""
-    return Path(model_path).with_name(VALIDATION_PREDICTIONS_FILE)
+def validation_predictions_path(predictions_dir: str | os.PathLike[str]) -> Path:
+    """The train-split model's validation probabilities (02_train, for 03 and 04) in a predictions folder."""
+    return Path(predictions_dir) / VALIDATION_PREDICTIONS_FILE
 
 
-def held_out_predictions_path(model_path: str | os.PathLike[str]) -> Path:
-    """Every labelled row's probabilities from a model that never saw it (02_train, for 06): beside the pickle."""
-    return Path(model_path).with_name(HELD_OUT_PREDICTIONS_FILE)
+def held_out_predictions_path(predictions_dir: str | os.PathLike[str]) -> Path:
+    """Every labelled row's probabilities from a model that never saw it (02_train, for 06) in a predictions folder."""
+    return Path(predictions_dir) / HELD_OUT_PREDICTIONS_FILE
 
 
 def server_state_dir(port: int) -> Path:
