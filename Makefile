@@ -45,7 +45,7 @@ venv: $(VENV)/.installed ## Create .venv from the lock (done for you by the othe
 trainer-image: ## Build the trainer image (trainer.Dockerfile)
 	$(DOCKER) build -f trainer.Dockerfile -t $(TRAINER_IMAGE) .
 
-train: ## Decrypt the data (or use the demo data), run the notebooks, write models/, reports/, state/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
+train: ## Decrypt the data (or use the demo data), run the steps that changed (FORCE=1: all), write models/, reports/, state/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
 ifeq ($(RUNTIME),docker)
 train: trainer-image
 	mkdir -p data models reports state $(RUNS_STORE_DIR)
@@ -57,10 +57,10 @@ train: trainer-image
 	  $(if $(wildcard $(ARCHIVE)),-v "$(abspath $(ARCHIVE)):/run/posos/archive:ro" -e DATA_ARCHIVE=/run/posos/archive) \
 	  $(if $(POSOS_PASSPHRASE_FILE),-v "$(abspath $(POSOS_PASSPHRASE_FILE)):/run/posos/passphrase:ro" -e POSOS_PASSPHRASE_FILE=/run/posos/passphrase) \
 	  $(if $(POSOS_PASSPHRASE),-e POSOS_PASSPHRASE) \
-	  -e POSOS_GIT_COMMIT="$(GIT_COMMIT)" $(TRAINER_IMAGE) train $(TRAIN_ARGS)
+	  -e POSOS_GIT_COMMIT="$(GIT_COMMIT)" $(TRAINER_IMAGE) train $(if $(FORCE),--force) $(TRAIN_ARGS)
 else
 train: $(VENV)/.installed
-	$(PY) -m intent_lib train $(TRAIN_ARGS)
+	$(PY) -m intent_lib train $(if $(FORCE),--force) $(TRAIN_ARGS)
 endif
 
 check: $(VENV)/.installed ## Run the whole test suite, as CI does (PYTEST_ARGS="-k api" to select)

@@ -54,6 +54,7 @@ BEST_PARAMS_FILE = "best_params.json"
 OPTUNA_DB = "optuna.db"  # storage=sqlite: kept between runs
 OPTUNA_WORKERS_DB = "optuna_workers.db"  # several workers asked for memory: replaced at each run
 BEST_PARAMS_PATH = TUNING_DIR / BEST_PARAMS_FILE
+STAMPS_DIR = STATE_DIR / "stamps"  # one JSON per training step: what it last ran on and wrote (intent_lib.stamps)
 
 # runtime/: what a running server keeps (``python -m api.serve``), one folder per port, removed when it exits:
 # its pid, the pointer to the model version in service, its live workers' pids, and versions/<sha12>/, a private
@@ -92,6 +93,23 @@ BENCH_RESULTS_DIR = Path("bench") / "results"
 NOTEBOOKS_DIR = Path("notebooks")
 TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability", "06_data_quality")  # make train
 TUNE_NOTEBOOKS = ("05_tune",)  # make tune
+
+# What each training step reads and writes. Its stamp also holds its notebook, the intent_lib modules it imports,
+# the lock file and the package's resources and templates; a step is reused while all of these are unchanged.
+TRAIN_LOCK = Path("requirements") / "train.lock"  # the libraries of training, locally and in the trainer image
+_SPLIT_FILES = tuple(PROCESSED_DIR / name for name in (TRAIN_SPLIT, VAL_SPLIT, SPLIT_META))
+_CARD_PATH = MODELS_DIR / CARD_FILE
+STEP_FILES: dict[str, tuple[tuple[Path, ...], tuple[Path, ...]]] = {  # notebook -> (reads, writes)
+    "01_split": ((*(DATA_DIR / name for name in LABELLED_FILES), DATA_DIR / ARCHIVE_ORIGIN), _SPLIT_FILES),
+    "02_train": ((*_SPLIT_FILES, BEST_PARAMS_PATH),
+                 (MODEL_PATH, _CARD_PATH, PREDICTIONS_DIR / VALIDATION_PREDICTIONS_FILE,
+                  PREDICTIONS_DIR / HELD_OUT_PREDICTIONS_FILE)),
+    "03_evaluate": ((*_SPLIT_FILES, _CARD_PATH, PREDICTIONS_DIR / VALIDATION_PREDICTIONS_FILE), (METRICS_PATH,)),
+    "04_variability": ((*_SPLIT_FILES, MODEL_PATH, _CARD_PATH, PREDICTIONS_DIR / VALIDATION_PREDICTIONS_FILE),
+                       (VARIABILITY_PATH,)),
+    "06_data_quality": ((*_SPLIT_FILES, _CARD_PATH, PREDICTIONS_DIR / HELD_OUT_PREDICTIONS_FILE, TEST_INPUTS_PATH),
+                        (LABEL_ISSUES_PATH, DATA_QUALITY_PATH)),
+}
 
 
 def project_root() -> Path:
