@@ -171,7 +171,7 @@ def decrypt_configured_archive(root: Path, data_dir: Path = DATA_DIR) -> bool:
         return False
     folder = root / data_dir
     if already_decrypted(folder, archive_path):
-        log.info("%s holds the data of %s (same sha256): not decrypted again", data_dir, archive_path.name)
+        log.info("%s/ holds what %s decrypts to (same sha256): not decrypted again", data_dir, archive_path.name)
         return True
     files = archive.decrypt_archive(archive_path, folder, archive.read_passphrase())
     record_archive_origin(folder, archive_path)
