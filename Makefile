@@ -45,21 +45,22 @@ venv: $(VENV)/.installed ## Create .venv from the lock (done for you by the othe
 trainer-image: ## Build the trainer image (trainer.Dockerfile)
 	$(DOCKER) build -f trainer.Dockerfile -t $(TRAINER_IMAGE) .
 
-train: ## Decrypt the data (or use the demo data), run the notebooks, write models/ and reports/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
+train: ## Decrypt the data (or use the demo data), run the steps that changed (FORCE=1: all), write models/, reports/, state/ (TRAIN_ARGS="-p name=value --only 03_evaluate")
 ifeq ($(RUNTIME),docker)
 train: trainer-image
-	mkdir -p data models reports $(RUNS_STORE_DIR)
+	mkdir -p data models reports state $(RUNS_STORE_DIR)
 	$(DOCKER) run --rm $(DOCKER_USER) \
 	  -v "$(CURDIR)/data:/app/data" -v "$(CURDIR)/models:/app/models" -v "$(CURDIR)/reports:/app/reports" \
+	  -v "$(CURDIR)/state:/app/state" \
 	  $(if $(RUNS_STORE_DIR),-v "$(RUNS_STORE_DIR):$(RUNS_STORE_DIR)") -e MLFLOW_TRACKING_URI="$(RUNS_URI)" \
 	  -e MLFLOW_DISABLE_TELEMETRY -e TRACKING -e BASELINE \
 	  $(if $(wildcard $(ARCHIVE)),-v "$(abspath $(ARCHIVE)):/run/posos/archive:ro" -e DATA_ARCHIVE=/run/posos/archive) \
 	  $(if $(POSOS_PASSPHRASE_FILE),-v "$(abspath $(POSOS_PASSPHRASE_FILE)):/run/posos/passphrase:ro" -e POSOS_PASSPHRASE_FILE=/run/posos/passphrase) \
 	  $(if $(POSOS_PASSPHRASE),-e POSOS_PASSPHRASE) \
-	  -e POSOS_GIT_COMMIT="$(GIT_COMMIT)" $(TRAINER_IMAGE) train $(TRAIN_ARGS)
+	  -e POSOS_GIT_COMMIT="$(GIT_COMMIT)" $(TRAINER_IMAGE) train $(if $(FORCE),--force) $(TRAIN_ARGS)
 else
 train: $(VENV)/.installed
-	$(PY) -m intent_lib train $(TRAIN_ARGS)
+	$(PY) -m intent_lib train $(if $(FORCE),--force) $(TRAIN_ARGS)
 endif
 
 check: $(VENV)/.installed ## Run the whole test suite, as CI does (PYTEST_ARGS="-k api" to select)
@@ -80,7 +81,7 @@ lock: $(VENV)/.installed ## Re-pin every dependency: dev.lock from pyproject.tom
 	$(VENV)/bin/uv pip compile pyproject.toml --extra train -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/train.lock
 	$(VENV)/bin/uv pip compile pyproject.toml --extra serve -c requirements/dev.lock $(LOCK_FLAGS) -o requirements/serve.lock
 
-clean: ## Remove generated models, reports and processed data (keeps data/*.csv and .venv)
-	rm -rf models reports/*.html reports/*.json reports/*.csv reports/executed data/processed
+clean: ## Remove generated models, reports, state (predictions, tuning, stamps) and processed data (keeps data/*.csv and .venv)
+	rm -rf models state reports/*.html reports/*.json reports/*.csv reports/executed data/processed
 
 -include mk/*.mk

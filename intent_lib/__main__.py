@@ -47,8 +47,11 @@ def _parser() -> argparse.ArgumentParser:
                          help="override a notebook parameter (repeatable), e.g. -p n_resamples=200; "
                               "an unknown name stops the run with the list of parameters")
         cmd.add_argument("--only", nargs="+", metavar="NOTEBOOK", choices=notebooks,
-                         help=f"run only these notebooks, from {', '.join(notebooks)}")
-        cmd.set_defaults(notebooks=notebooks)
+                         help=f"run only these notebooks (whether or not they changed), from {', '.join(notebooks)}")
+        cmd.set_defaults(notebooks=notebooks, force=False)
+        if name == "train":
+            cmd.add_argument("--force", action="store_true",
+                             help="run every step, even those whose stamp says nothing they depend on changed")
     sub.add_parser("decrypt", help="decrypt DATA_ARCHIVE into data/ (passphrase from POSOS_PASSPHRASE[_FILE])",
                    description="Decrypt DATA_ARCHIVE into data/; the passphrase comes from POSOS_PASSPHRASE or "
                                "the file named by POSOS_PASSPHRASE_FILE, never from the command line.")
@@ -86,10 +89,11 @@ def _run(args: argparse.Namespace) -> int:
             dataset = data.prepare_dataset(root) if TRAIN_NOTEBOOKS[0] in names else None
             if dataset is not None and dataset.is_demo:
                 _demo_warning(data.DEMO_BANNER)
-            run = pipeline.run_notebooks(root, names, parameters)
+            run = pipeline.run_notebooks(root, names, parameters, force=args.force or bool(args.only))
             if tracked is not None:
                 # The one place the runner says which steps ran: {step: "ran" | "reused"}.
-                tracking.finish_run(tracked, {step.name: "ran" for step in run.steps}, declared, parameters)
+                steps = {step.name: "ran" for step in run.steps} | {name: "reused" for name in run.reused}
+                tracking.finish_run(tracked, steps, declared, parameters)
                 comparison = baseline.compare_with_baseline(tracked)
     except pipeline.PipelineError as exc:
         logging.error("%s", exc)

@@ -19,7 +19,8 @@ import pandas as pd
 from intent_lib.comparison import HEADLINE, compare_predictions
 from intent_lib.evaluation import validation_predictions
 from intent_lib.files import write_json
-from intent_lib.paths import COMPARISON_PATH, MODEL_PATH, PROCESSED_DIR, VALIDATION_PREDICTIONS_FILE
+from intent_lib import paths
+from intent_lib.paths import COMPARISON_PATH, PROCESSED_DIR, VALIDATION_PREDICTIONS_FILE
 from intent_lib.split import Split
 from intent_lib.tracking import (EXPERIMENT, PREDICTIONS_DIR, REPORTS_ARTIFACTS_DIR, TrackedRun, TrackingError,
                                  log_figures)
@@ -92,7 +93,7 @@ def compare_with_baseline(tracked: TrackedRun, choice: str | None = None) -> str
         content["line"] = "no earlier run with the same split to compare with"
     else:
         val = Split.read(root / PROCESSED_DIR).frames(root)[1]
-        ours = _predicted(*validation_predictions(root / MODEL_PATH, val))
+        ours = _predicted(*validation_predictions(root / paths.PREDICTIONS_DIR, val))
         theirs, problem = _baseline_predictions(tracked, baseline, val)
         if theirs is None:
             content["line"] = f"vs run {baseline}: not comparable, {problem}"

@@ -1,7 +1,7 @@
 """Which dataset a run uses, and loading it strictly: the real CSV files, or the demo data shipped in the package.
 
-One rule (``prepare_dataset``): decrypt ``DATA_ARCHIVE`` into data/ when it exists; then data/ when it holds
-the labelled CSV files; else the demo data. Files follow the challenge's layout (see ``intent_lib.paths``).
+One rule (``prepare_dataset``): decrypt ``DATA_ARCHIVE`` into data/ when it exists (not again when data/ holds
+what it decrypted last time, by hash); then data/ when it holds the labelled CSV files; else the demo data. Files follow the challenge's layout (see ``intent_lib.paths``).
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from intent_lib import archive
 from intent_lib.files import sha256_of, write_json
-from intent_lib.paths import (ARCHIVE_ORIGIN, DATA_DIR, DEFAULT_ARCHIVE, LABELLED_FILES, TRAIN_INPUTS,
-                              TRAIN_LABELS, project_root)
+from intent_lib.paths import (ARCHIVE_ORIGIN, DATA_DIR, DATASET_FILES, DEFAULT_ARCHIVE, LABELLED_FILES,
+                              TRAIN_INPUTS, TRAIN_LABELS, project_root)
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +115,27 @@ def load_labelled_folder(folder: Path | resources.abc.Traversable) -> pd.DataFra
 
 
 def record_archive_origin(data_dir: Path, archive: Path) -> None:
-    """Note which archive the CSV files of ``data_dir`` came from (read back by ``locate_dataset``)."""
+    """Note which archive the CSV files of ``data_dir`` came from (read back by ``locate_dataset``), and each
+    decrypted file's hash (read back by ``already_decrypted``)."""
     write_json({"archive_sha256": sha256_of(archive),
-                "csv_sha256": sha256_of(*(data_dir / n for n in LABELLED_FILES))}, data_dir / ARCHIVE_ORIGIN)
+                "csv_sha256": sha256_of(*(data_dir / n for n in LABELLED_FILES)),
+                "files": {name: sha256_of(data_dir / name) for name in DATASET_FILES if (data_dir / name).is_file()}},
+               data_dir / ARCHIVE_ORIGIN)
+
+
+def _archive_origin(data_dir: Path) -> dict[str, Any]:
+    """What ``record_archive_origin`` noted in ``data_dir`` (empty when nothing was decrypted there)."""
+    origin_file = data_dir / ARCHIVE_ORIGIN
+    return json.loads(origin_file.read_text(encoding="utf-8")) if origin_file.is_file() else {}
+
+
+def already_decrypted(data_dir: Path, archive: Path) -> bool:
+    """Whether ``data_dir`` holds what ``archive`` decrypts to: the archive's hash is the one recorded, and every
+    decrypted file is still there with its recorded hash."""
+    origin = _archive_origin(data_dir)
+    files = origin.get("files") or {}
+    return (bool(files) and origin.get("archive_sha256") == sha256_of(archive)
+            and all((data_dir / name).is_file() and sha256_of(data_dir / name) == sha for name, sha in files.items()))
 
 
 def locate_dataset(data_dir: Path) -> tuple[Path | resources.abc.Traversable, DatasetInfo]:
@@ -124,8 +143,7 @@ def locate_dataset(data_dir: Path) -> tuple[Path | resources.abc.Traversable, Da
     (``archive`` when decrypted from one and unchanged since, else ``csv``)."""
     if all((data_dir / name).is_file() for name in LABELLED_FILES):
         sha = sha256_of(*(data_dir / n for n in LABELLED_FILES))
-        origin_file = data_dir / ARCHIVE_ORIGIN
-        origin = json.loads(origin_file.read_text(encoding="utf-8")) if origin_file.is_file() else {}
+        origin = _archive_origin(data_dir)
         if origin.get("csv_sha256") == sha:
             archive_sha = origin["archive_sha256"]
             return data_dir, DatasetInfo("archive", f"archive sha256 {archive_sha[:12]}", sha, archive_sha)
@@ -152,6 +170,9 @@ def decrypt_configured_archive(root: Path, data_dir: Path = DATA_DIR) -> bool:
             raise archive.ArchiveError(f"DATA_ARCHIVE={configured} does not exist.")
         return False
     folder = root / data_dir
+    if already_decrypted(folder, archive_path):
+        log.info("%s/ holds what %s decrypts to (same sha256): not decrypted again", data_dir, archive_path.name)
+        return True
     files = archive.decrypt_archive(archive_path, folder, archive.read_passphrase())
     record_archive_origin(folder, archive_path)
     log.info("decrypted %s into %s", archive_path.name, ", ".join(f"{data_dir}/{f.name}" for f in files))

@@ -1,7 +1,7 @@
 """Know the data (notebook 06_data_quality): likely label errors, conflicting duplicates, how the test questions differ.
 
 * Label issues: every labelled question gets calibrated probabilities from a model that never saw it, with
-  no refit: the 5-fold out-of-fold probabilities 02_train saved beside the model. cleanlab's ``find_label_issues`` flags the questions whose
+  no refit: the 5-fold out-of-fold probabilities 02_train saved in ``paths.PREDICTIONS_DIR``. cleanlab's ``find_label_issues`` flags the questions whose
   given intent these probabilities doubt, ranked by ``get_label_quality_scores`` (self-confidence: the
   probability of the given intent, lowest first).
 * Conflicting duplicates: questions equal after normalisation (exact) or with a cosine of at least
@@ -43,16 +43,16 @@ NEAR_THRESHOLD = 0.9  # character TF-IDF cosine above which two questions count 
 
 
 # --------------------------------------------------------------------------------------------- label issues
-def held_out_proba(model_path: Path, train: pd.DataFrame,
+def held_out_proba(predictions_dir: Path, train: pd.DataFrame,
                    val: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Every labelled question with probabilities from a model that never saw it, and no refit: what
-    02_train saved beside the model (out-of-fold probabilities; the validation rows' predictions when the
+    02_train saved in ``predictions_dir`` (out-of-fold probabilities; the validation rows' predictions when the
     served model did not see them). ``StalePredictionsError`` when they were written for another split.
 
     Returns the labelled frame (training rows, then validation rows), the classes and the probabilities.
     """
     labelled = pd.concat([train, val], ignore_index=True)
-    proba, classes = load_predictions(held_out_predictions_path(model_path), labelled)
+    proba, classes = load_predictions(held_out_predictions_path(predictions_dir), labelled)
     return labelled, classes, proba
 
 

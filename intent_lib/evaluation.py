@@ -65,10 +65,10 @@ class Evaluation:
         return set_coverage(self.val["intention"], self.proba, self.labels, uncertainty, train_counts)
 
 
-def validation_predictions(model_path: Path, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``(proba, classes)`` of the train-split model on ``val``'s rows (saved by 02_train beside the served
-    model), in ``val``'s order."""
-    return load_predictions(validation_predictions_path(model_path), val)
+def validation_predictions(predictions_dir: Path, val: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(proba, classes)`` of the train-split model on ``val``'s rows (saved by 02_train in
+    ``predictions_dir``), in ``val``'s order."""
+    return load_predictions(validation_predictions_path(predictions_dir), val)
 
 
 def evaluate(val: pd.DataFrame, proba: np.ndarray, classes: np.ndarray) -> Evaluation:

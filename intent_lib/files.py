@@ -30,3 +30,12 @@ def write_json(content: Any, path: Path, default: Callable[[Any], Any] | None = 
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def notebook_cells(path: Path) -> list[dict[str, Any]]:
+    """A notebook's cells as ``{"cell_type", "source", "tags"}``, its source one string. Read as JSON: nbformat
+    imports jsonschema, seconds that a rerun reusing every step does not need."""
+    def text(source: str | list[str]) -> str:
+        return source if isinstance(source, str) else "".join(source)
+    return [{"cell_type": c["cell_type"], "source": text(c["source"]), "tags": list(c.get("metadata", {}).get("tags", []))}
+            for c in read_json(path)["cells"]]

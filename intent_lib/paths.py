@@ -38,17 +38,23 @@ SPLIT_META = "split.json"
 EMBEDDING_CACHE_DIR = DATA_DIR / "cache" / "embeddings"
 EMBEDDING_CACHE_ENV = "POSOS_EMBEDDING_CACHE"  # the cache folder; unset, embeddings are cached in memory only
 
-# models/: the pickle and its card (02_train), tuned hyperparameters and studies (05_tune).
+# models/: what the API serves, and nothing else: the pickle and its card (02_train).
 MODELS_DIR = Path("models")
 MODEL_FILE = "intent_model.pkl"
 CARD_FILE = "model_card.json"
+MODEL_PATH = MODELS_DIR / MODEL_FILE
+
+# state/: what training keeps between runs and the API never reads (the trainer container mounts it).
+STATE_DIR = Path("state")
+PREDICTIONS_DIR = STATE_DIR / "predictions"  # 02_train's probabilities, read by 03, 04 and 06
 VALIDATION_PREDICTIONS_FILE = "validation_predictions.npz"  # the train-split model's validation probabilities
 HELD_OUT_PREDICTIONS_FILE = "held_out_predictions.npz"  # every labelled row, scored by a model that never saw it
+TUNING_DIR = STATE_DIR / "tuning"  # 05_tune: the tuned hyperparameters (an input of 02_train) and its studies
 BEST_PARAMS_FILE = "best_params.json"
 OPTUNA_DB = "optuna.db"  # storage=sqlite: kept between runs
 OPTUNA_WORKERS_DB = "optuna_workers.db"  # several workers asked for memory: replaced at each run
-MODEL_PATH = MODELS_DIR / MODEL_FILE
-BEST_PARAMS_PATH = MODELS_DIR / BEST_PARAMS_FILE
+BEST_PARAMS_PATH = TUNING_DIR / BEST_PARAMS_FILE
+STAMPS_DIR = STATE_DIR / "stamps"  # one JSON per training step: what it last ran on and wrote (intent_lib.stamps)
 
 # runtime/: what a running server keeps (``python -m api.serve``), one folder per port, removed when it exits:
 # its pid, the pointer to the model version in service, its live workers' pids, and versions/<sha12>/, a private
@@ -88,6 +94,24 @@ NOTEBOOKS_DIR = Path("notebooks")
 TRAIN_NOTEBOOKS = ("01_split", "02_train", "03_evaluate", "04_variability", "06_data_quality")  # make train
 TUNE_NOTEBOOKS = ("05_tune",)  # make tune
 
+# What each training step reads and writes. Its stamp also holds its notebook, the intent_lib modules it imports,
+# the lock file and the package's resources and templates; a step is reused while all of these are unchanged.
+TRAIN_LOCK = Path("requirements") / "train.lock"  # the libraries of training, locally and in the trainer image
+_SPLIT_FILES = tuple(PROCESSED_DIR / name for name in (TRAIN_SPLIT, VAL_SPLIT, SPLIT_META))
+_CARD_PATH = MODELS_DIR / CARD_FILE
+STEP_FILES: dict[str, tuple[tuple[Path, ...], tuple[Path, ...]]] = {  # notebook -> (reads, writes)
+    "01_split": ((*(DATA_DIR / name for name in LABELLED_FILES), DATA_DIR / ARCHIVE_ORIGIN), _SPLIT_FILES),
+    "02_train": ((*_SPLIT_FILES, BEST_PARAMS_PATH),
+                 (MODEL_PATH, _CARD_PATH, PREDICTIONS_DIR / VALIDATION_PREDICTIONS_FILE,
+                  PREDICTIONS_DIR / HELD_OUT_PREDICTIONS_FILE)),
+    "03_evaluate": ((*_SPLIT_FILES, MODEL_PATH, _CARD_PATH, PREDICTIONS_DIR / VALIDATION_PREDICTIONS_FILE,
+                     TEST_INPUTS_PATH), (METRICS_PATH,)),
+    "04_variability": ((*_SPLIT_FILES, MODEL_PATH, _CARD_PATH, PREDICTIONS_DIR / VALIDATION_PREDICTIONS_FILE),
+                       (VARIABILITY_PATH,)),
+    "06_data_quality": ((*_SPLIT_FILES, _CARD_PATH, PREDICTIONS_DIR / HELD_OUT_PREDICTIONS_FILE, TEST_INPUTS_PATH),
+                        (LABEL_ISSUES_PATH, DATA_QUALITY_PATH)),
+}
+
 
 def project_root() -> Path:
     """The repository root: ``POSOS_ROOT`` if set, else the nearest parent of the cwd holding pyproject.toml."""
@@ -111,14 +135,14 @@ def card_path(model_path: str | os.PathLike[str]) -> Path:
     return Path(model_path).with_name(CARD_FILE)
 
 
-def validation_predictions_path(model_path: str | os.PathLike[str]) -> Path:
-    """The train-split model's validation probabilities (02_train, for 03 and 04): beside the served pickle."""
-    return Path(model_path).with_name(VALIDATION_PREDICTIONS_FILE)
+def validation_predictions_path(predictions_dir: str | os.PathLike[str]) -> Path:
+    """The train-split model's validation probabilities (02_train, for 03 and 04) in a predictions folder."""
+    return Path(predictions_dir) / VALIDATION_PREDICTIONS_FILE
 
 
-def held_out_predictions_path(model_path: str | os.PathLike[str]) -> Path:
-    """Every labelled row's probabilities from a model that never saw it (02_train, for 06): beside the pickle."""
-    return Path(model_path).with_name(HELD_OUT_PREDICTIONS_FILE)
+def held_out_predictions_path(predictions_dir: str | os.PathLike[str]) -> Path:
+    """Every labelled row's probabilities from a model that never saw it (02_train, for 06) in a predictions folder."""
+    return Path(predictions_dir) / HELD_OUT_PREDICTIONS_FILE
 
 
 def server_state_dir(port: int) -> Path:

@@ -2,7 +2,8 @@
 
 Executed notebooks are kept in ``paths.EXECUTED_DIR``; HTML reports land in ``paths.REPORTS_DIR``. Each report
 starts with a header cell of run metadata (and the demo-data warning when it applies). A ``-p`` override that
-no notebook of the run declares stops the run before anything executes.
+no notebook of the run declares stops the run before anything executes. A training step whose stamp says nothing
+it depends on changed is reused, not run (``intent_lib.stamps``); the index says which steps ran.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import nbformat
-import papermill
 from jupyter_client.manager import AsyncKernelManager
-from nbconvert import HTMLExporter
 
+from intent_lib import stamps
 from intent_lib.card import git_commit
 from intent_lib.data import DEMO_BANNER, DatasetInfo
+from intent_lib.files import notebook_cells
 from intent_lib.paths import (EMBEDDING_CACHE_DIR, EMBEDDING_CACHE_ENV, EXECUTED_DIR, INDEX_FILE, NOTEBOOKS_DIR,
-                              PROCESSED_DIR, REPORTS_DIR, SPLIT_META)
+                              PROCESSED_DIR, REPORTS_DIR, SPLIT_META, STEP_FILES)
 from intent_lib.split import Split
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class Run:
     root: Path
     started: datetime = field(default_factory=_now)
     steps: list[StepResult] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
 
 
 def notebook_parameters(path: Path) -> dict[str, dict[str, str]]:
@@ -65,8 +66,7 @@ def notebook_parameters(path: Path) -> dict[str, dict[str, str]]:
     Read with Python's ``ast``, not papermill's line parser, which drops (with a warning only) any line holding a
     second ``=``, such as ``alpha = 0.1  # ... >= 1 - alpha``; papermill still injects overrides of such names.
     """
-    cells = nbformat.read(path, as_version=4).cells
-    source = next(("".join(c.source) for c in cells if "parameters" in c.metadata.get("tags", ())), "")
+    source = next((c["source"] for c in notebook_cells(path) if "parameters" in c["tags"]), "")
     declared: dict[str, dict[str, str]] = {}
     for node in ast.parse(source).body:
         if isinstance(node, ast.Assign):
@@ -123,8 +123,22 @@ class EncryptedKernelManager(AsyncKernelManager):
         self.transport_encryption = "auto"
 
 
-def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any]) -> Run:
-    """Execute ``notebooks/<name>.ipynb`` in order, each with the overrides its parameters cell declares."""
+def _execute(root: Path, name: str, output: Path, parameters: dict[str, Any]) -> None:
+    """Run one notebook with papermill (imported here: a rerun that reuses every step never loads it)."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(str(root / NOTEBOOKS_DIR / f"{name}.ipynb"), str(output), parameters=parameters,
+                                   cwd=str(root), kernel_name="python3", progress_bar=True, log_output=False,
+                                   kernel_manager_class=EncryptedKernelManager)
+    except papermill.PapermillExecutionError as exc:
+        raise PipelineError(f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                            f"See {output.relative_to(root)} for the full trace.") from exc
+
+
+def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any], force: bool = False) -> Run:
+    """Execute ``notebooks/<name>.ipynb`` in order, each with the overrides its parameters cell declares. A step
+    of ``paths.STEP_FILES`` whose stamp matches is reused instead, unless ``force``; the others always run."""
     declared = declared_parameters(root, names)
     check_overrides(declared, overrides)
     run = Run(root)
@@ -133,22 +147,24 @@ def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any])
     executed = root / EXECUTED_DIR
     executed.mkdir(parents=True, exist_ok=True)
     for name in names:
-        source = root / NOTEBOOKS_DIR / f"{name}.ipynb"
         parameters = {k: v for k, v in overrides.items() if k in declared[name]}
+        inputs = (stamps.step_inputs(root, name, stamps.resolved_parameters(declared[name], parameters))
+                  if name in STEP_FILES else None)
+        if not force and inputs is not None and (stamp := stamps.reusable(root, name, inputs)):
+            log.info("%s: reused (unchanged since %s)", name, stamp.ran_at)
+            run.reused.append(name)
+            continue
+        stamps.forget(root, name)
         output = executed / f"{name}.ipynb"
         log.info("running %s %s", name, parameters or "(default parameters)")
         started_at, started = _now(), time.perf_counter()
-        try:
-            papermill.execute_notebook(str(source), str(output), parameters=parameters, cwd=str(root),
-                                       kernel_name="python3", progress_bar=True, log_output=False,
-                                       kernel_manager_class=EncryptedKernelManager)
-        except papermill.PapermillExecutionError as exc:
-            raise PipelineError(f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-                                f"See {output.relative_to(root)} for the full trace.") from exc
+        _execute(root, name, output, parameters)
         step = StepResult(name, started_at, time.perf_counter() - started, parameters,
                           root / REPORTS_DIR / f"{name}.html")
         render_html(output, step, run)
         run.steps.append(step)
+        if inputs is not None:
+            stamps.record(root, name, inputs, started_at, step.seconds)
         log.info("%s done in %.0f s -> %s", name, step.seconds, step.html.relative_to(root))
     write_index(run)
     return run
@@ -186,6 +202,9 @@ def _header(step: StepResult, run: Run) -> str:
 
 def render_html(executed: Path, step: StepResult, run: Run) -> None:
     """Render an executed notebook to standalone HTML (charts are inline SVG, no CDN script: opens offline)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
     notebook = nbformat.read(executed, as_version=4)
     notebook.cells.insert(0, nbformat.v4.new_markdown_cell(_header(step, run)))
     exporter = HTMLExporter(extra_template_basedirs=[str(TEMPLATES)], template_name="offline",
@@ -194,17 +213,29 @@ def render_html(executed: Path, step: StepResult, run: Run) -> None:
     step.html.write_text(body, encoding="utf-8")
 
 
+def _index_row(report: Path, run: Run) -> str:
+    """A report's row: whether this run ran or reused its step, when the step last ran, its inputs' hash."""
+    stamp = stamps.Stamp.read(run.root, report.stem)
+    status = ("reused" if report.stem in run.reused else "ran" if report.stem in {s.name for s in run.steps}
+              else "not in this run")
+    when = stamp.ran_at if stamp else datetime.fromtimestamp(int(report.stat().st_mtime), timezone.utc).isoformat()
+    inputs = f"<code>{stamp.inputs_sha256[:12]}…</code>" if stamp else "not stamped"
+    return (f'<tr><td><a href="{report.name}">{report.stem}</a></td><td>{status}</td><td>{when}</td>'
+            f"<td>{inputs}</td></tr>")
+
+
 def write_index(run: Run) -> Path:
-    """The index page linking every HTML report present, newest run's steps first in order."""
+    """The index page: every HTML report present, in step order, with what this run did with its step."""
     reports = run.root / REPORTS_DIR
     dataset, is_demo = _dataset_line(run.root)
-    links = "\n".join(f'<li><a href="{p.name}">{p.stem}</a> <small>({datetime.fromtimestamp(p.stat().st_mtime, timezone.utc):%Y-%m-%d %H:%M} UTC)</small></li>'
-                      for p in sorted(reports.glob("0*.html")))
+    rows = "\n".join(_index_row(p, run) for p in sorted(reports.glob("0*.html")))
+    table = ("<table><tr><th>step</th><th>this run</th><th>last ran (UTC)</th><th>inputs sha256</th></tr>"
+             f"\n{rows}</table>")
     banner = f'<p style="background:#fde2e1;padding:8px"><b>⚠ {html.escape(DEMO_BANNER)}</b></p>' if is_demo else ""
     page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>posos-intent reports</title>"
             f"<body style='font-family:sans-serif;max-width:50em;margin:2em auto'>"
             f"<h1>posos-intent reports</h1>{banner}<p>{html.escape(dataset)}<br>git commit <code>{git_commit()}</code>, "
-            f"run started {run.started.isoformat()}</p><ol>{links}</ol></body></html>")
+            f"run started {run.started.isoformat()}</p>{table}</body></html>")
     index = reports / INDEX_FILE
     index.write_text(page, encoding="utf-8")
     return index

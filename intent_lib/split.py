@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from intent_lib.data import DatasetInfo
 from intent_lib.files import read_json, sha256_of, write_json
@@ -15,6 +14,8 @@ from intent_lib.paths import SPLIT_META, TRAIN_SPLIT, VAL_SPLIT
 
 def stratified_split(df: pd.DataFrame, val_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and validation frames, stratified by intention; intents with one example stay in train."""
+    from sklearn.model_selection import train_test_split  # here: the runner reads splits without scikit-learn
+
     if not 0 < val_size < 1:
         raise ValueError(f"val_size must be between 0 and 1, got {val_size}.")
     counts = df["intention"].map(df["intention"].value_counts())

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from intent_lib.files import read_json
+from intent_lib import paths
 from intent_lib.paths import (COMPARISON_PATH, METRICS_PATH, MODEL_PATH, PROCESSED_DIR, REPORTS_DIR, RUNS_ARTIFACTS,
                               RUNS_DB, RUNS_DIR, SPLIT_META, VARIABILITY_PATH, card_path, validation_predictions_path)
 
@@ -164,7 +165,7 @@ def _read(path: Path) -> dict[str, Any]:
 def artefacts(root: Path) -> list[tuple[Path, str]]:
     """The files a run keeps, each with its folder in the run."""
     model = root / MODEL_PATH
-    found = [(model, MODEL_DIR), (card_path(model), MODEL_DIR), (validation_predictions_path(model), PREDICTIONS_DIR)]
+    found = [(model, MODEL_DIR), (card_path(model), MODEL_DIR), (validation_predictions_path(root / paths.PREDICTIONS_DIR), PREDICTIONS_DIR)]
     reports = root / REPORTS_DIR
     found += [(p, REPORTS_ARTIFACTS_DIR) for p in sorted([*reports.glob("*.json"), *reports.glob("*.html")])]
     return [(path, folder) for path, folder in found if path.is_file()]

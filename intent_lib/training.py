@@ -2,7 +2,7 @@
 
 The train-split model (fitted on the train rows) is scored on the validation rows: those are the metrics
 the card and the reports give, and its validation probabilities are saved for ``03_evaluate`` and
-``04_variability``. The unsure threshold is chosen on them. With ``refit_full`` (the default) the same
+``04_variability`` (in ``paths.PREDICTIONS_DIR``, not beside the served model). The unsure threshold is chosen on them. With ``refit_full`` (the default) the same
 configuration is then refitted on train + validation and that model is the one saved and served; its
 conformal sets are calibrated on its own out-of-fold probabilities (see ``intent_lib.uncertainty``).
 Every labelled row's probabilities from a model that never saw it (out-of-fold, and the validation rows'
@@ -30,7 +30,7 @@ from intent_lib.files import write_json
 from intent_lib.intents import intent_names
 from intent_lib.metrics import expected_calibration_error, summary_scores
 from intent_lib.model import ModelParams, clean_texts, fit_model
-from intent_lib.paths import card_path, held_out_predictions_path, validation_predictions_path
+from intent_lib.paths import PREDICTIONS_DIR, card_path, held_out_predictions_path, validation_predictions_path
 from intent_lib.reasons import has_content, reason, reason_shares
 from intent_lib.scope import REFERENCE_ATTRIBUTE, fit_scope, stored
 from intent_lib.split import Split
@@ -107,17 +107,20 @@ def load_predictions(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.nd
 
 def train_and_save(split: Split, root: Path, model_path: Path, params: ModelParams, params_source: str,
                    random_state: int = 0, refit_full: bool = True, target_accuracy: float = DEFAULT_TARGET_ACCURACY,
-                   alpha: float = DEFAULT_ALPHA, n_jobs: int | None = None) -> tuple[Pipeline, dict[str, Any]]:
+                   alpha: float = DEFAULT_ALPHA, n_jobs: int | None = None,
+                   predictions_dir: Path | None = None) -> tuple[Pipeline, dict[str, Any]]:
     """Fit on the train rows, score on the validation rows, choose the unsure threshold and conformal sets,
-    refit on every row when ``refit_full``; write the served pickle at ``model_path``, its card and the validation
-    predictions beside it. ``random_state`` is the SVM's; ``n_jobs`` processes fit its folds (joblib's
-    convention, -1: one per core; the model does not depend on it)."""
+    refit on every row when ``refit_full``; write the served pickle at ``model_path`` and its card beside it, the
+    validation and held-out predictions in ``predictions_dir`` (default: the layout's, under ``root``).
+    ``random_state`` is the SVM's; ``n_jobs`` processes fit its folds (joblib's convention, -1: one per core; the
+    model does not depend on it)."""
+    predictions_dir = predictions_dir or root / PREDICTIONS_DIR
     train, val = split.frames(root)
     model, fit_seconds = _fit(train["question"], train["intention"], params, random_state, n_jobs)
     classes = model.classes_
     val_labels = val["intention"].to_numpy()
     val_proba = model.predict_proba(val["question"].tolist())
-    save_predictions(validation_predictions_path(model_path), val["ID"], val_proba, classes)
+    save_predictions(validation_predictions_path(predictions_dir), val["ID"], val_proba, classes)
     threshold = choose_threshold(val_labels, classes[val_proba.argmax(axis=1)], val_proba.max(axis=1),
                                  target_accuracy)
     checked = Uncertainty(threshold, target_accuracy, alpha,
@@ -134,7 +137,7 @@ def train_and_save(split: Split, root: Path, model_path: Path, params: ModelPara
                                   conformalize(oof_proba(served), served_rows["intention"], served.classes_, alpha))
     held_out_ids, held_out = ((served_rows["ID"], oof_proba(served)) if refit_full else
                               (served_rows["ID"].tolist() + val["ID"].tolist(), np.vstack([oof_proba(model), val_proba])))
-    save_predictions(held_out_predictions_path(model_path), held_out_ids, held_out, served.classes_)
+    save_predictions(held_out_predictions_path(predictions_dir), held_out_ids, held_out, served.classes_)
     scope, outside = None, np.zeros(len(val), dtype=bool)
     if params.sentence_weight > 0:  # the scope rule compares sentence embeddings
         rule, scope, outside = fit_scope(train["question"], val["question"], served_rows["question"])

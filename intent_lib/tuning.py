@@ -108,24 +108,24 @@ class Objective:
         return scores[self.objective]
 
 
-def resolve_storage(storage: str, workers: int, models_dir: Path) -> tuple[str | None, str]:
+def resolve_storage(storage: str, workers: int, tuning_dir: Path) -> tuple[str | None, str]:
     """The storage URL (None: in memory) for a ``storage`` parameter, and a sentence saying what was chosen.
 
-    ``memory``, ``sqlite`` (``paths.OPTUNA_DB`` in the models folder) or any URL Optuna accepts. Several workers cannot share
+    ``memory``, ``sqlite`` (``paths.OPTUNA_DB`` in the tuning folder) or any URL Optuna accepts. Several workers cannot share
     memory: with ``workers > 1`` an in-memory request becomes a fresh SQLite file, ``paths.OPTUNA_WORKERS_DB``.
     """
     if storage in ("", "memory", None):
         if workers <= 1:
             return None, "Storage: in memory (the study ends with this notebook)."
-        path = models_dir / OPTUNA_WORKERS_DB
+        path = tuning_dir / OPTUNA_WORKERS_DB
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         return f"sqlite:///{path}", (f"Storage: {workers} workers cannot share memory, so this run uses a fresh "
-                                     f"SQLite file, `{path.name}` in `{models_dir.name}/` (replaced at each run).")
+                                     f"SQLite file, `{path.name}` in `{tuning_dir.name}/` (replaced at each run).")
     if storage == "sqlite":
-        path = models_dir / OPTUNA_DB
+        path = tuning_dir / OPTUNA_DB
         path.parent.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{path}", f"Storage: SQLite file `{path.name}` in `{models_dir.name}/` (kept between runs)."
+        return f"sqlite:///{path}", f"Storage: SQLite file `{path.name}` in `{tuning_dir.name}/` (kept between runs)."
     return storage, f"Storage: `{redact(storage)}`."
 
 

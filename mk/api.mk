@@ -57,9 +57,10 @@ bench-load: $(VENV)/.installed ## Load test: >= 20,000 mixed GET/POST requests a
 images: trainer-image api-image ## Build both images (CI builds them while the tests run)
 
 smoke-containers: $(VENV)/.installed images ## Containerised smoke test: both images, demo training, API container, make test
-	rm -rf "$(SMOKE_DIR)" && mkdir -p "$(SMOKE_DIR)/data" "$(SMOKE_DIR)/models" "$(SMOKE_DIR)/reports"
+	rm -rf "$(SMOKE_DIR)" && mkdir -p "$(SMOKE_DIR)/data" "$(SMOKE_DIR)/models" "$(SMOKE_DIR)/reports" "$(SMOKE_DIR)/state"
 	$(DOCKER) run --rm $(DOCKER_USER) -v "$(abspath $(SMOKE_DIR))/data:/app/data" \
 	  -v "$(abspath $(SMOKE_DIR))/models:/app/models" -v "$(abspath $(SMOKE_DIR))/reports:/app/reports" \
+	  -v "$(abspath $(SMOKE_DIR))/state:/app/state" \
 	  $(TRAINER_IMAGE) train
 	-$(DOCKER) rm -f $(API_CONTAINER)-smoke >/dev/null 2>&1
 	$(DOCKER) run -d --rm --name $(API_CONTAINER)-smoke -p 127.0.0.1:$(SMOKE_PORT):4002 \

@@ -124,3 +124,29 @@ def test_a_damaged_archive_is_not_blamed_on_the_passphrase(archive: Path, tmp_pa
     plain.write_text("not encrypted at all")
     with pytest.raises(ArchiveError, match="damaged or not a GPG archive"):
         decrypt_archive(plain, tmp_path / "out", PASSPHRASE)
+
+
+def test_an_unchanged_archive_is_not_decrypted_again(archive: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rerun reuses data/ while the archive and the decrypted files hash as recorded; anything else decrypts."""
+    from intent_lib.data import decrypt_configured_archive
+
+    root = tmp_path / "project"
+    monkeypatch.setenv("DATA_ARCHIVE", str(archive))
+    monkeypatch.setenv("POSOS_PASSPHRASE", PASSPHRASE)
+    assert decrypt_configured_archive(root)
+    monkeypatch.setenv("POSOS_PASSPHRASE", "not the passphrase")  # any attempt to decrypt now fails
+    assert decrypt_configured_archive(root)
+    assert (root / "data" / "input_test.csv").read_text() == FILES["input_test.csv"]
+
+    (root / "data" / "input_test.csv").write_text("ID,question\n1,edited\n")
+    with pytest.raises(ArchiveError, match="wrong passphrase"):
+        decrypt_configured_archive(root)
+    monkeypatch.setenv("POSOS_PASSPHRASE", PASSPHRASE)
+    assert decrypt_configured_archive(root) and (root / "data" / "input_test.csv").read_text() == FILES["input_test.csv"]
+
+    other = _encrypt(_tgz(FILES | {"input_test.csv": "ID,question\n2,autre\n"}), tmp_path / "other.tgz.gpg")
+    monkeypatch.setenv("DATA_ARCHIVE", str(other))
+    monkeypatch.setenv("POSOS_PASSPHRASE", "not the passphrase")
+    with pytest.raises(ArchiveError, match="wrong passphrase"):  # another archive: decrypted, not taken as the old one
+        decrypt_configured_archive(root)

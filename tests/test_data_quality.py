@@ -17,7 +17,7 @@ from intent_lib import pipeline
 from intent_lib.evaluation import validation_predictions
 from intent_lib.intents import intent_names
 from intent_lib.model import ModelParams
-from intent_lib.paths import DATA_QUALITY_PATH, LABEL_ISSUES_PATH, MODEL_PATH, PROCESSED_DIR, REPORTS_DIR
+from intent_lib.paths import DATA_QUALITY_PATH, LABEL_ISSUES_PATH, PREDICTIONS_DIR, PROCESSED_DIR, REPORTS_DIR
 from intent_lib.refit import SplitData
 from intent_lib.split import Split
 from intent_lib.training import StalePredictionsError
@@ -30,7 +30,7 @@ PLANTED = {400: 47, 401: 42, 402: 44, 403: 7, 404: 28, 405: 34, 406: 47, 407: 7}
 def demo_issues(trained_model_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The labelled demo questions (training rows, then validation rows) and their ranked label issues."""
     split = Split.read(trained_model_dir / PROCESSED_DIR)
-    labelled, classes, proba = dq.held_out_proba(trained_model_dir / MODEL_PATH, *split.frames(trained_model_dir))
+    labelled, classes, proba = dq.held_out_proba(trained_model_dir / PREDICTIONS_DIR, *split.frames(trained_model_dir))
     return labelled, dq.label_issues(labelled, classes, proba, intent_names([int(c) for c in classes]))
 
 
@@ -74,7 +74,7 @@ def test_predictions_from_another_split_are_refused(trained_model_dir: Path) -> 
     train, val = Split.read(trained_model_dir / PROCESSED_DIR).frames(trained_model_dir)
     stranger = val.assign(ID=val["ID"] + 10**6)
     with pytest.raises(StalePredictionsError, match="make train"):
-        dq.held_out_proba(trained_model_dir / MODEL_PATH, train, stranger)
+        dq.held_out_proba(trained_model_dir / PREDICTIONS_DIR, train, stranger)
 
 
 def test_conflicting_duplicates_are_grouped_once() -> None:
@@ -143,7 +143,7 @@ def test_relabel_experiment_pairs_every_variant_with_the_baseline(trained_model_
     assert list(results.index) == ["baseline", "without top 2", "relabelled top 2", f"without all {len(train_issues)}",
                                    f"relabelled all {len(train_issues)}"]
     assert results["changed"].tolist() == [0, 2, 2, len(train_issues), len(train_issues)]
-    proba, classes = validation_predictions(trained_model_dir / MODEL_PATH, val)  # the train-split model's (02)
+    proba, classes = validation_predictions(trained_model_dir / PREDICTIONS_DIR, val)  # the train-split model's (02)
     assert results.loc["baseline", "accuracy"] == pytest.approx((classes[proba.argmax(axis=1)] == val["intention"]).mean())
     assert (results.loc["baseline", ["accuracy_diff", "accuracy_diff_low", "accuracy_diff_high"]] == 0).all()
     for metric in ("accuracy", "f1_macro"):

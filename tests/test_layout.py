@@ -62,7 +62,9 @@ def sources() -> dict[str, list[str]]:
 
 
 def test_no_artefact_file_name_is_typed_outside_the_layout_module() -> None:
-    names = artefact_names() - {"index.html"}  # the reports' index; the API's page in api/static is another file
+    # The reports' index (the API's page in api/static is another file); the lock file, which the Makefile and
+    # the Dockerfiles install from (the layout names it for the stamps).
+    names = artefact_names() - {"index.html", paths.TRAIN_LOCK.name}
     assert {"intent_model.pkl", "model_card.json", "split.json", "metrics.json", "input_test.csv"} <= names
     pattern = re.compile(r"(?<![\w.-])(" + "|".join(map(re.escape, sorted(names))) + r")(?![\w.])")
     typed = {f"{file}: {match}" for file, texts in sources().items() for text in texts
@@ -112,3 +114,19 @@ def test_only_tracking_imports_mlflow_and_only_when_a_run_is_tracked() -> None:
     assert importers == {"intent_lib/tracking.py"}
     loaded = modules_after("import intent_lib.__main__, intent_lib.tracking, intent_lib.baseline, api.app")
     assert "mlflow" not in {m.split(".")[0] for m in loaded}
+
+
+def test_models_holds_only_what_the_api_serves(trained_model_dir: Path) -> None:
+    """The pickle and its card; the predictions the reports read live in the state folder."""
+    assert sorted(p.name for p in (trained_model_dir / paths.MODELS_DIR).iterdir()) == sorted(
+        [paths.MODEL_FILE, paths.CARD_FILE])
+    assert {p.name for p in (trained_model_dir / paths.PREDICTIONS_DIR).iterdir()} == {
+        paths.VALIDATION_PREDICTIONS_FILE, paths.HELD_OUT_PREDICTIONS_FILE}
+    assert paths.BEST_PARAMS_PATH.parent == paths.TUNING_DIR and paths.MODELS_DIR not in paths.BEST_PARAMS_PATH.parents
+
+
+def test_the_trainer_container_mounts_the_state_folder() -> None:
+    """Stamps, predictions and tuning persist between container runs, as data/, models/ and reports/ do."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    for folder in (paths.DATA_DIR, paths.MODELS_DIR, paths.REPORTS_DIR, paths.STATE_DIR):
+        assert f'-v "$(CURDIR)/{folder}:/app/{folder}"' in makefile

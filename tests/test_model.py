@@ -150,7 +150,7 @@ def test_served_model_is_refitted_on_every_label_and_the_card_says_so(trained_mo
 def test_refit_full_false_serves_the_train_split_model(trained_model_dir: Path, tmp_path: Path) -> None:
     split = Split.read(trained_model_dir / "data" / "processed")
     _, card = train_and_save(split, trained_model_dir, tmp_path / "model.pkl", ModelParams(sentence_weight=0), "defaults",
-                             refit_full=False)
+                             refit_full=False, predictions_dir=tmp_path)
     assert card["training"] == card["training"] | {"refit_full": False, "rows": "train",
                                                    "n_rows": card["split"]["train_rows"]}
     assert card["encoder"] is None and "before the refit" not in card["validation_note"]

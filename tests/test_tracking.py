@@ -21,8 +21,8 @@ from intent_lib import baseline, tracking
 from intent_lib.data import DatasetInfo
 from intent_lib.files import read_json, sha256_of, write_json
 from intent_lib.paths import (COMPARISON_PATH, EXECUTED_DIR, METRICS_PATH, MODEL_PATH, NOTEBOOKS_DIR, PROCESSED_DIR,
-                              REPORTS_DIR, RUNS_ARTIFACTS, RUNS_DB, RUNS_DIR, VARIABILITY_PATH, card_path,
-                              validation_predictions_path)
+                              PREDICTIONS_DIR, REPORTS_DIR, RUNS_ARTIFACTS, RUNS_DB, RUNS_DIR, VARIABILITY_PATH,
+                              card_path, validation_predictions_path)
 from intent_lib.split import stratified_split, write_split
 from intent_lib.training import save_predictions
 
@@ -38,7 +38,7 @@ def write_predictions(root: Path, errors: int) -> None:
     predicted = val["intention"].to_numpy().copy()
     predicted[:errors] = np.roll(classes, 1)[np.searchsorted(classes, predicted[:errors])]
     proba = (predicted[:, None] == classes[None, :]).astype(float) * 0.9 + 0.1 / len(classes)
-    save_predictions(validation_predictions_path(root / MODEL_PATH), val["ID"].to_numpy(), proba, classes)
+    save_predictions(validation_predictions_path(root / PREDICTIONS_DIR), val["ID"].to_numpy(), proba, classes)
 
 
 @pytest.fixture(scope="session")

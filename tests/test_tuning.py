@@ -95,6 +95,7 @@ def test_tune_notebook_writes_best_params_that_train_reads(tmp_path: Path, train
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     monkeypatch.setenv("POSOS_ROOT", str(root))
     monkeypatch.setenv("PYTHONPATH", str(REPO))  # the kernel imports this checkout, whatever the venv points at
+    (root / BEST_PARAMS_PATH).parent.mkdir(parents=True, exist_ok=True)
     (root / BEST_PARAMS_PATH).write_text("{}")  # stale: must be replaced, or removed when the defaults win
     pipeline.run_notebooks(root, ("05_tune",), {"n_trials": 3, "n_resamples": 50, "objective": "accuracy"})
     record = json.loads((root / TUNING_PATH).read_text(encoding="utf-8"))
