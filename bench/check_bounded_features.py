@@ -29,9 +29,11 @@ ROOT = project_root()
 
 def features(data: Path) -> dict[str, sparse.csr_matrix]:
     """Each feature block's matrix of every question, fitted on the labelled ones, with the importable intent_lib."""
+    import intent_lib
     from intent_lib.data import load_questions
     from intent_lib.model import ModelParams, build_model
 
+    print(f"features from {Path(intent_lib.__file__).parent}", file=sys.stderr)
     labelled = list(load_questions(data / TRAIN_INPUTS).question)
     texts = labelled + list(load_questions(data / TEST_INPUTS).question)
     pipeline = build_model(ModelParams())
@@ -42,9 +44,6 @@ def features(data: Path) -> dict[str, sparse.csr_matrix]:
 
 
 def dump(data: Path, out: Path) -> None:
-    import intent_lib
-
-    print(f"features from {Path(intent_lib.__file__).parent}", file=sys.stderr)
     blocks = features(data)
     np.savez(out, **{f"{name}.{part}": getattr(m, part) for name, m in blocks.items()
                      for part in ("data", "indices", "indptr", "shape")})

@@ -27,7 +27,8 @@ from litestar.testing import TestClient
 from api.app import NOT_BLANK, create_app, drain_on_sigterm
 from api.logs import JsonFormatter, log_config
 from api.security import PAGE_CSP, SWAGGER_CSP
-from api.service import MicroBatcher, ModelService, Overloaded, Prediction, Scored, ShuttingDown
+from api.batcher import MicroBatcher
+from api.service import ModelService, Overloaded, Prediction, Scored, ShuttingDown
 from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, MAX_BATCH, MAX_HEADER_BYTES, MAX_QUERY_CHARS, Settings
 from intent_lib.files import sha256_of as file_sha256
 from tests.test_api import assert_error, edit_card, model_copy, start_error
