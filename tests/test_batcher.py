@@ -4,12 +4,19 @@ has gone away stopped at its next chunk, each request's model time told once."""
 from __future__ import annotations
 
 import asyncio
+import json
+import math
+import socket
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
 from api.batcher import ClientGone, MicroBatcher
-from api.settings import MAX_QUERY_CHARS, SINGLES_CHARS
+from api.settings import CHUNK_QUESTIONS, MAX_BATCH, MAX_QUERY_CHARS, SINGLES_CHARS
+from posos_client.server import api_server, free_port
 from tests.test_api import client, model_path  # noqa: F401 - fixtures
 from tests.test_api_hardening import GatedService
 
@@ -95,3 +102,33 @@ def test_metrics_have_the_model_time_per_request(client: TestClient) -> None:  #
     assert client.get("/intent", params={"query": "doliprane enfant"}).status_code == 200
     assert client.post("/intent", json={"queries": ["a", "b", "c"]}).status_code == 200
     assert count() == pytest.approx(before + 2)
+
+
+def metric(port: int, name: str) -> float:
+    """A sample of the server's /metrics, 0 when absent."""
+    lines = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text.splitlines()
+    return next((float(line.split()[-1]) for line in lines if line.startswith(name + " ")), 0.0)
+
+
+@pytest.mark.slow
+def test_a_batch_stops_on_a_real_server_when_its_client_hangs_up(model_path: Path) -> None:  # noqa: F811
+    port = free_port()
+    queries = [f"question {i} sur le doliprane pendant la grossesse" for i in range(MAX_BATCH)]  # new to the cache
+    body = json.dumps({"queries": queries}).encode()
+    head = (f"POST /intent HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    calls = "posos_model_call_questions_count"
+    with api_server("127.0.0.1", port, 120, model_path):
+        before = metric(port, calls)
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(head + body)
+            deadline = time.monotonic() + 60
+            while metric(port, calls) == before:  # the batch's first chunk has gone to the model
+                assert time.monotonic() < deadline, "the batch never started"
+                time.sleep(0.05)
+        settled, previous = metric(port, calls), -1.0
+        while settled != previous:  # no more chunks: the count holds still for a second
+            time.sleep(1.0)
+            settled, previous = metric(port, calls), settled
+        assert settled - before < math.ceil(MAX_BATCH / CHUNK_QUESTIONS), "the batch ran to its end"
+        assert metric(port, 'posos_requests_total{method="POST",route="/intent",status="499"}') == 1

@@ -17,17 +17,11 @@ import httpx
 import pytest
 
 import posos_client.submit as submit
-from posos_client.server import local_server
+from posos_client.server import free_port, local_server
 from intent_lib.data import DEMO_DIR, load_questions
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_answers(port: int) -> bool:
