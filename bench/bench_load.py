@@ -28,9 +28,10 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from bench_api import Connection, percentile, questions  # this script's folder is on sys.path
@@ -58,6 +59,13 @@ def server(workers: int, start_timeout: float = 300) -> Iterator[int]:
             yield port
     except ServerError as exc:
         raise SystemExit(str(exc)) from None
+
+
+def on_server(workers: int, part: Callable[[int, list[str]], Awaitable[dict[str, object]]],
+              texts: list[str]) -> dict[str, Any]:
+    """``part`` run against a server of its own with ``workers`` workers."""
+    with server(workers) as port:
+        return asyncio.run(part(port, texts))
 
 
 def summary(ms: list[float]) -> dict[str, float]:
@@ -237,9 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, object] = {"questions": source, "cpus": os.cpu_count(), "args": vars(args) | {"output": None},
                                  "mixed": result}
     if args.starvation_workers:
-        with server(args.starvation_workers) as port:
-            starved = asyncio.run(starvation(port, texts))
-        report["starvation"] = starved
+        report["starvation"] = starved = on_server(args.starvation_workers, starvation, texts)
         print(f"Starvation, {args.starvation_workers} worker(s):")
         print(line("GET idle", starved["idle_get"]))
         print(line(f"GET, {STARVING_CLIENTS} clients posting {STARVING_BATCH}s", starved["get_with_4_batch_posters"]))
@@ -247,9 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line("GET during a 1,000 x 5,000-char batch", starved["get_during_1000x5000_batch"]))
         print(f"  that batch: {starved['giant'].get('batch_ms')} ms, ok {starved['giant'].get('batch_ok')}")
     if args.hostile_workers:
-        with server(args.hostile_workers) as port:
-            attacked = asyncio.run(hostile(port, texts))
-        report["hostile"] = attacked
+        report["hostile"] = attacked = on_server(args.hostile_workers, hostile, texts)
         print(f"Hostile, {args.hostile_workers} worker(s), {HOSTILE_CLIENTS} clients sending 5,000-char floods by GET:")
         print(line("ordinary GET", attacked["get_with_4_flooders"]))
         print(line("flood GET", attacked["floods"]))
