@@ -83,10 +83,10 @@ def spawn(env: dict[str, str], **popen: Any) -> subprocess.Popen:
 def api_server(host: str, port: int, start_timeout: float, model_path: str | os.PathLike[str] | None = None,
                workers: int = 1, env: dict[str, str] | None = None, client: httpx.Client | None = None,
                log: Path | None = None) -> Iterator[subprocess.Popen]:
-    """``python -m api.serve`` on ``host:port`` serving ``model_path`` (default ``MODEL_PATH``), healthy, until the block ends; then stopped (SIGTERM: it drains
-    and exits; killed after ``STOP_SECONDS``). Its log goes to the file ``log`` (else a temporary one), read to say
-    why it failed to start; ``env`` adds settings. ``DRAIN_SECONDS`` is 0 unless ``env`` sets it: nothing balances
-    load to a server started for a run."""
+    """``python -m api.serve`` on ``host:port`` serving ``model_path`` (default ``MODEL_PATH``), healthy, until the
+    block ends; then stopped (SIGTERM: it drains and exits; killed after ``STOP_SECONDS``). Its log goes to the file
+    ``log`` (else a temporary one), read to say why it failed to start; ``env`` adds settings. ``DRAIN_SECONDS`` is
+    0 unless ``env`` sets it: nothing balances load to a server started for a run."""
     url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     settings = {"HOST": host, "PORT": str(port), "WORKERS": str(workers), "LOG_FORMAT": "text", "DRAIN_SECONDS": "0",
                 **({"MODEL_PATH": str(model_path)} if model_path else {}), **(env or {})}
