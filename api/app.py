@@ -32,6 +32,7 @@ from litestar.status_codes import HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERN
 from litestar.types import Receive, Scope, Send
 
 from api import metrics
+from api.disconnect import disconnect_watch
 from api.live_metrics import live_collectors
 from api.logs import AccessLog
 from api.security import Guard
@@ -168,10 +169,12 @@ async def classify_batch(
     data: Annotated[BatchRequest, Body(description=f"1 to {MAX_BATCH:,} questions and top_k (default 3).")],
 ) -> BatchResponse:
     """One prediction per query, in order, each as ``GET /intent`` returns it. Big batches are predicted in
-    chunks that take turns with single questions, so they never hold the model for long."""
+    chunks that take turns with single questions, so they never hold the model for long; a batch whose client
+    has gone away stops at the next chunk."""
     _log_queries(request, data.queries)
     async with _model(request) as slot:
-        return BatchResponse(predictions=await slot.batcher.predict_many(data.queries, data.top_k))
+        async with disconnect_watch(request.receive) as gone:
+            return BatchResponse(predictions=await slot.batcher.predict_many(data.queries, data.top_k, gone))
 
 
 @get("/health", summary="200 when the model is loaded and the server is not shutting down, 503 otherwise",
@@ -394,7 +397,8 @@ def create_app(model_path: Path | None = None, settings: Settings | None = None,
     with ``state_dir`` (a supervised worker), each request takes the version its pointer names."""
     settings = settings or Settings.from_env()
     service = ModelService(model_path)
-    registry = Registry(settings, InService(state_dir) if state_dir else None, on_call=metrics.observe_model_call)
+    registry = Registry(settings, InService(state_dir) if state_dir else None, on_call=metrics.observe_model_call,
+                        on_model_time=metrics.observe_model_time)
     draining = threading.Event()
 
     @asynccontextmanager

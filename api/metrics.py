@@ -1,4 +1,5 @@
-"""Prometheus metrics at ``/metrics``: requests by route and status, latency, model-call sizes, model version.
+"""Prometheus metrics at ``/metrics``: requests by route and status, latency, model-call sizes, model time per
+request, model version.
 
 Under the supervisor (``python -m api.serve``), ``PROMETHEUS_MULTIPROC_DIR`` makes every worker write its
 samples there and ``/metrics`` report the sum over workers (a dead worker's live gauges are removed by the
@@ -23,6 +24,9 @@ LATENCY = Histogram("posos_request_duration_seconds", "Time to answer a request,
                     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 MODEL_CALL_SIZE = Histogram("posos_model_call_questions", "Questions per call of the model (micro-batches "
                             "and batch chunks)", buckets=(1, 2, 4, 8, 16, 32, 64, 128, MAX_BATCH))
+# Model time per request: the model calls a request was part of (its micro-batch, or all its batch's chunks).
+MODEL_TIME = Histogram("posos_request_model_seconds", "Model time per request (its model calls, summed)",
+                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -35,6 +39,10 @@ def observe_request(record: dict[str, Any]) -> None:
 
 def observe_model_call(size: int) -> None:
     MODEL_CALL_SIZE.observe(size)
+
+
+def observe_model_time(seconds: float) -> None:
+    MODEL_TIME.observe(seconds)
 
 
 def exposition(*live: Collector) -> bytes:

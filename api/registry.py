@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from litestar.types import Message, Scope, Send
 
-from api.service import MicroBatcher, ModelService, NotReady
+from api.batcher import MicroBatcher
+from api.service import ModelService, NotReady
 from api.settings import Settings
 from api.versions import InService, sha12
 
@@ -37,10 +38,12 @@ class Slot:
 
 class Registry:
     def __init__(self, settings: Settings, pointer: InService | None = None,
-                 on_call: Callable[[int], None] | None = None) -> None:
+                 on_call: Callable[[int], None] | None = None,
+                 on_model_time: Callable[[float], None] | None = None) -> None:
         self.settings = settings
         self.pointer = pointer
         self.on_call = on_call  # told each model call's size (metrics)
+        self.on_model_time = on_model_time  # told each request's model seconds (metrics)
         self.slots: dict[str, Slot] = {}
         self.own: str | None = None  # the version this process answers with when the pointer names none it holds
         self.loop: asyncio.AbstractEventLoop | None = None  # the one serving, once a version is added
@@ -51,6 +54,7 @@ class Registry:
         batcher = MicroBatcher(service, max_batch_requests=self.settings.max_batch_requests,
                                request_timeout=self.settings.request_timeout)
         batcher.on_call = self.on_call
+        batcher.on_model_time = self.on_model_time
         self.loop = asyncio.get_running_loop()
         batcher.start()
         slot = Slot(sha12(service.card or {}), service, batcher)

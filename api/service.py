@@ -1,28 +1,20 @@
-"""The served model: loaded once and checked against its card, and the scheduler that feeds it.
+"""The served model: loaded once and checked against its card (api/batcher.py is the scheduler that feeds it).
 
-``ModelService`` owns the model and its card; ``MicroBatcher`` groups concurrent single questions into one
-call of the model and cuts big batches into chunks interleaved with them; ``Prediction`` (``api.answers``) is
-what both endpoints return per question. Domain errors (``ServiceError``) carry their HTTP status; app.py maps
-them. BLAS runs on one thread per process: scale with workers.
+``ModelService`` owns the model and its card; ``Prediction`` (``api.answers``) is what both endpoints return per
+question. Domain errors (``ServiceError``) carry their HTTP status; app.py maps them. BLAS runs on one thread per
+process: scale with workers.
 """
 
-import asyncio
-import contextlib
 import logging
 import os
 import threading
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
-import msgspec.structs
 from threadpoolctl import threadpool_limits
 
 from api.answers import Prediction, Scored, answers
-from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, RETRY_AFTER_SECONDS, SINGLES_PER_CALL, Settings
+from api.settings import RETRY_AFTER_SECONDS
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
 from intent_lib.predictor import Predictor
@@ -30,7 +22,7 @@ from intent_lib.paths import MODEL_PATH, resolve
 from intent_lib.scope import ScopeRule, embed, served_rule
 from intent_lib.uncertainty import Uncertainty
 
-__all__ = ["MicroBatcher", "ModelService", "Prediction", "Scored", "ServiceError", "StartupError"]
+__all__ = ["ModelService", "Prediction", "Scored", "ServiceError", "StartupError"]
 
 log = logging.getLogger("api")
 
@@ -128,190 +120,3 @@ class ModelService:
             proba = predictor.proba_of_cleaned(cleaned)
             outside = self.scope.flag(embed(cleaned)) if self.scope else [False] * len(cleaned)  # cached embeddings
         return answers(queries, cleaned, proba, outside, predictor.classes_, k, self.uncertainty, self.name)
-
-
-@dataclass
-class _Single:
-    query: str
-    k: int
-    future: "asyncio.Future[Prediction]"
-    started: asyncio.Event = field(default_factory=asyncio.Event)  # the model is on it
-
-
-@dataclass
-class _Batch:
-    """A batch request being predicted chunk by chunk; ``results`` so far."""
-
-    queries: list[str]
-    k: int
-    future: "asyncio.Future[list[Prediction]]"
-    results: list[Prediction] = field(default_factory=list)
-    started: asyncio.Event = field(default_factory=asyncio.Event)  # its first chunk went to the model
-
-    def next_chunk(self, max_questions: int, max_chars: int) -> list[str]:
-        start = len(self.results)
-        end, chars = start, 0
-        while end < len(self.queries) and end - start < max_questions:
-            chars += len(self.queries[end])
-            if chars > max_chars and end > start:
-                break
-            end += 1
-        return self.queries[start:end]
-
-
-class MicroBatcher:
-    """Feeds the model one call at a time, alternating while both wait between the waiting single questions (up
-    to ``max_singles`` in one call) and the next chunk of a batch request (at most ``chunk_questions`` questions
-    or ``chunk_chars`` characters; batches take turns), so neither a big batch nor a flood of single questions
-    starves the other.
-
-    Grouping single questions into one call multiplies throughput under load; an idle server answers at once
-    (nothing waits for a batch to fill). A request the model has not started on within ``request_timeout``
-    seconds answers ``TimedOut``; once started it runs to the end (a full batch of long questions takes tens of
-    seconds, and it gives way to single questions between its chunks).
-    """
-
-    def __init__(self, service: ModelService, max_singles: int = SINGLES_PER_CALL,
-                 chunk_questions: int = CHUNK_QUESTIONS, chunk_chars: int = CHUNK_CHARS,
-                 max_batch_requests: int = Settings.max_batch_requests,
-                 request_timeout: float = Settings.request_timeout) -> None:
-        self.service = service
-        self.max_singles = max_singles
-        self.chunk_questions = chunk_questions
-        self.chunk_chars = chunk_chars
-        self.max_batch_requests = max_batch_requests
-        self.request_timeout = request_timeout
-        self.on_call: Callable[[int], None] | None = None  # told each model call's size (metrics)
-        self._singles: deque[_Single] = deque()
-        self._batches: deque[_Batch] = deque()
-        self._active_batches = 0
-        self._batch_turn = False  # singles and batch chunks alternate while both wait
-        self._wake: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._wake = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="intent-micro-batcher")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        self._fail_all(ShuttingDown())
-        self._task = self._wake = None
-
-    async def predict(self, query: str, k: int) -> Prediction:
-        """One question, grouped with the others waiting."""
-        if self._wake is None:
-            raise NotReady()
-        item = _Single(query, k, asyncio.get_running_loop().create_future())
-        self._singles.append(item)
-        self._wake.set()
-        return await self._answer(item)
-
-    async def predict_many(self, queries: list[str], k: int) -> list[Prediction]:
-        """A batch, in chunks; ``Overloaded`` when ``max_batch_requests`` batches are already running."""
-        if self._wake is None:
-            raise NotReady()
-        if self._active_batches >= self.max_batch_requests:
-            raise Overloaded(self.max_batch_requests)
-        item = _Batch(queries, k, asyncio.get_running_loop().create_future())
-        self._active_batches += 1
-        try:
-            self._batches.append(item)
-            self._wake.set()
-            return await self._answer(item)
-        finally:
-            self._active_batches -= 1
-
-    async def _answer(self, item: _Single | _Batch) -> Any:
-        """``item``'s result, or ``TimedOut`` when the model has not started on it within ``request_timeout``
-        (the item is then dropped from the queue)."""
-        started = asyncio.ensure_future(item.started.wait())
-        try:
-            await asyncio.wait([started, item.future], timeout=self.request_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            started.cancel()
-        if not item.started.is_set():
-            _settle(item.future, exc=TimedOut(self.request_timeout))
-        return await item.future
-
-    async def _run(self) -> None:
-        assert self._wake is not None
-        while True:
-            await self._wake.wait()
-            if self._batches and (self._batch_turn or not self._singles):
-                self._batch_turn = False
-                await self._predict_chunk(self._batches.popleft())
-            elif self._singles:
-                self._batch_turn = True
-                await self._predict_singles()
-            else:
-                self._wake.clear()
-
-    async def _predict_singles(self) -> None:
-        items: list[_Single] = []
-        while self._singles and len(items) < self.max_singles:
-            item = self._singles.popleft()
-            if not item.future.done():  # a request that timed out while waiting is dropped
-                items.append(item)
-        if not items:
-            return
-        for item in items:
-            item.started.set()
-        k = max(item.k for item in items)
-        try:
-            predictions = await self._call([item.future for item in items], [item.query for item in items], k)
-        except Exception as exc:  # noqa: BLE001 - handed to each waiting request
-            for item in items:
-                _settle(item.future, exc=exc)
-            return
-        for item, prediction in zip(items, predictions):
-            _settle(item.future, prediction if item.k == k else _trim(prediction, item.k))
-
-    async def _predict_chunk(self, batch: _Batch) -> None:
-        if batch.future.done():  # timed out or cancelled: its remaining chunks are dropped
-            return
-        chunk = batch.next_chunk(self.chunk_questions, self.chunk_chars)
-        batch.started.set()
-        try:
-            batch.results.extend(await self._call([batch.future], chunk, batch.k))
-        except Exception as exc:  # noqa: BLE001 - handed to the waiting request
-            _settle(batch.future, exc=exc)
-            return
-        if len(batch.results) == len(batch.queries):
-            _settle(batch.future, batch.results)
-        else:
-            self._batches.append(batch)  # back of the line: batches take turns
-
-    async def _call(self, futures: list["asyncio.Future[Any]"], queries: list[str], k: int) -> list[Prediction]:
-        """One model call in a worker thread; if the batcher is stopped meanwhile, ``futures`` get a 503."""
-        if self.on_call is not None:
-            self.on_call(len(queries))
-        try:
-            return await anyio.to_thread.run_sync(self.service.predict, queries, k)
-        except asyncio.CancelledError:
-            for future in futures:
-                _settle(future, exc=ShuttingDown())
-            raise
-
-    def _fail_all(self, exc: ServiceError) -> None:
-        while self._singles:
-            _settle(self._singles.popleft().future, exc=exc)
-        while self._batches:
-            _settle(self._batches.popleft().future, exc=exc)
-
-
-def _settle(future: "asyncio.Future[Any]", result: Any = None, exc: BaseException | None = None) -> None:
-    if future.done():
-        return
-    if exc is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
-
-
-def _trim(prediction: Prediction, k: int) -> Prediction:
-    return msgspec.structs.replace(prediction, top_k=prediction.top_k[:k])

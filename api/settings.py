@@ -40,8 +40,10 @@ MAX_HEAD_BYTES = MAX_URL_BYTES + 2 * MAX_HEADER_BYTES
 LINGER_SECONDS = 1.0
 MAX_REQUEST_ID_CHARS = 128
 # Waiting single questions go to the model together, up to this many in one call (grouping multiplies
-# throughput under load).
+# throughput under load), and up to SINGLES_CHARS characters (at least one question): the model's cost grows with
+# the length, so a long question never shares a call with many short ones.
 SINGLES_PER_CALL = 64
+SINGLES_CHARS = 5_000
 # A batch request goes to the model in chunks of at most this many questions, or as many as fit in CHUNK_CHARS
 # characters (at least one): ~30-100 ms of model time with the sentence encoder, so single questions wait at
 # most that long behind a big batch (larger chunks save little: the encoder's cost is per question).

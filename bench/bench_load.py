@@ -1,15 +1,18 @@
-"""Load test (``make bench-load``): the API under mixed single and batch traffic, and under batch starvation.
+"""Load test (``make bench-load``): the API under mixed single and batch traffic, batch starvation and floods.
 
     python bench/bench_load.py [--requests 20000] [--concurrency 64] [--workers 2] [--batch-every 20]
                                [--batch-size 20] [--max-seconds 300] [--starvation-workers 1]
+                               [--hostile-workers 1]
 
 Starts its own servers on loopback (``python -m api.serve``, the model at ``MODEL_PATH``), so the worker count
-is the one asked for, and stops them at the end. Two parts:
+is the one asked for, and stops them at the end. Three parts:
 
 1. mixed load: ``--concurrency`` keep-alive users send ``--requests`` requests in all, one in ``--batch-every``
    a POST of ``--batch-size`` questions, the rest single GETs; p50/p95/p99 per kind, throughput, errors.
 2. starvation (one worker by default, the worst case): GET latency idle, then while 4 clients post batches of
    500 questions back to back, then while one batch of 1,000 questions of 5,000 characters is predicted.
+3. hostile (one worker by default): ordinary GET latency while 4 clients send 5,000-character runs without spaces
+   (emoji, punctuation, unspaced letters, symbols, mixed scripts) by GET back to back; target p99 <= 500 ms.
 
 Bounded by a request count and a time limit per part; results printed and written to
 ``bench/results/bench_load.json``. Figures measured on a shared machine are noisy: say so when quoting them.
@@ -19,70 +22,50 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
-
-import httpx
 
 from bench_api import Connection, percentile, questions  # this script's folder is on sys.path
 
 from api.settings import MAX_BATCH, MAX_QUERY_CHARS
 from intent_lib.paths import BENCH_RESULTS_DIR, MODEL_PATH, project_root
+from posos_client.server import ServerError, api_server, free_port
 
 ROOT = project_root()
 RESULTS = ROOT / BENCH_RESULTS_DIR / "bench_load.json"
 STARVING_CLIENTS = 4
 STARVING_BATCH = 500
 PROBES = 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+HOSTILE_CLIENTS = 4
+FLOOD_UNITS = ("💊", "!", "a", "§±∞", "aé!💊ж中ع")  # emoji, punctuation, unspaced letters, symbols, mixed scripts
+HOSTILE_P99_MS = 500  # issue 18's target for ordinary GETs during the floods
 
 
 @contextmanager
 def server(workers: int, start_timeout: float = 300) -> Iterator[int]:
     """``python -m api.serve`` with ``workers`` workers on a free loopback port, until the block ends."""
     port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": str(workers), "DRAIN_SECONDS": "0"}
-    log = tempfile.TemporaryFile("w+")  # the server's log (an access line per request): read only on failure
-    process = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
-        deadline = time.monotonic() + start_timeout
-        with httpx.Client(timeout=5) as client:
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    raise SystemExit(f"the server stopped: {log.read().strip()[-500:]}")
-                try:
-                    if client.get(f"http://127.0.0.1:{port}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"the server did not answer within {start_timeout:.0f} s")
-                time.sleep(0.3)
-        yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        with api_server("127.0.0.1", port, start_timeout, workers=workers):
+            yield port
+    except ServerError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def on_server(workers: int, part: Callable[[int, list[str]], Awaitable[dict[str, object]]],
+              texts: list[str]) -> dict[str, Any]:
+    """``part`` run against a server of its own with ``workers`` workers."""
+    with server(workers) as port:
+        return asyncio.run(part(port, texts))
 
 
 def summary(ms: list[float]) -> dict[str, float]:
@@ -208,6 +191,29 @@ async def starvation(port: int, texts: list[str]) -> dict[str, object]:
             "batches_of_500_ms": summary(posted), "get_during_1000x5000_batch": during, "giant": giant}
 
 
+def flood_target(i: int) -> str:
+    """The ``i``-th hostile GET: a 5,000-character run without spaces, new to the embedding cache."""
+    text = f"{i}{FLOOD_UNITS[i % len(FLOOD_UNITS)] * MAX_QUERY_CHARS}"[:MAX_QUERY_CHARS]
+    return f"/intent?query={quote(text, safe='')}&top_k=3"
+
+
+async def hostile(port: int, texts: list[str]) -> dict[str, object]:
+    """Ordinary GET latency while ``HOSTILE_CLIENTS`` clients send 5,000-character floods by GET back to back."""
+    targets = [f"/intent?query={quote(t, safe='')}&top_k=3" for t in texts]
+    floods: list[float] = []
+    numbers = itertools.count()
+
+    async def flooder() -> None:
+        client = User(port)
+        while True:
+            ms, _ = await client.send("GET", flood_target(next(numbers)))
+            floods.append(ms)
+
+    ordinary = await probe_while(port, targets, [flooder() for _ in range(HOSTILE_CLIENTS)])
+    return {"get_with_4_flooders": ordinary, "floods": summary(floods),
+            "target_p99_ms": HOSTILE_P99_MS, "met": ordinary["p99_ms"] <= HOSTILE_P99_MS}
+
+
 def line(name: str, s: dict) -> str:
     return (f"  {name:<34} n={s['n']:<6} p50 {s['p50_ms']:>8.2f} ms  p95 {s['p95_ms']:>8.2f} ms  "
             f"p99 {s['p99_ms']:>8.2f} ms  max {s['max_ms']:>8.1f} ms  errors {s.get('errors', 0)}")
@@ -222,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--max-seconds", type=float, default=300.0, help="time limit of the mixed load")
     parser.add_argument("--starvation-workers", type=int, default=1, help="0 skips the starvation part")
+    parser.add_argument("--hostile-workers", type=int, default=1, help="0 skips the hostile part")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     texts, source = questions()
@@ -238,15 +245,20 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, object] = {"questions": source, "cpus": os.cpu_count(), "args": vars(args) | {"output": None},
                                  "mixed": result}
     if args.starvation_workers:
-        with server(args.starvation_workers) as port:
-            starved = asyncio.run(starvation(port, texts))
-        report["starvation"] = starved
+        report["starvation"] = starved = on_server(args.starvation_workers, starvation, texts)
         print(f"Starvation, {args.starvation_workers} worker(s):")
         print(line("GET idle", starved["idle_get"]))
         print(line(f"GET, {STARVING_CLIENTS} clients posting {STARVING_BATCH}s", starved["get_with_4_batch_posters"]))
         print(f"  ratio busy/idle: p50 x{starved['ratio_p50']}, p99 x{starved['ratio_p99']}")
         print(line("GET during a 1,000 x 5,000-char batch", starved["get_during_1000x5000_batch"]))
         print(f"  that batch: {starved['giant'].get('batch_ms')} ms, ok {starved['giant'].get('batch_ok')}")
+    if args.hostile_workers:
+        report["hostile"] = attacked = on_server(args.hostile_workers, hostile, texts)
+        print(f"Hostile, {args.hostile_workers} worker(s), {HOSTILE_CLIENTS} clients sending 5,000-char floods by GET:")
+        print(line("ordinary GET", attacked["get_with_4_flooders"]))
+        print(line("flood GET", attacked["floods"]))
+        print(f"  ordinary GET p99 {attacked['get_with_4_flooders']['p99_ms']:.1f} ms "
+              f"({'within' if attacked['met'] else 'OVER'} the {HOSTILE_P99_MS} ms target)")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2), encoding="utf-8")
     print(f"Wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")

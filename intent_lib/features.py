@@ -36,18 +36,29 @@ from tqdm import tqdm  # a dependency of spaCy: installed wherever the model run
 from intent_lib.paths import EMBEDDING_CACHE_ENV
 
 MAX_CHARS = 5_000  # longer texts are cut: they carry no more intent, and they cost time
+# A run without spaces (emoji, punctuation, unspaced letters, mixed scripts) is cut to this many characters: spaCy's
+# tokenizer is quadratic in a run's length (5,000 emoji took 20 s) and the sentence encoder slow on such runs. No
+# real question has a longer run, so their features are unchanged (bench/check_bounded_features.py).
+MAX_RUN = 64
 _TAGS = re.compile(r"<[^>]{0,200}>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"\s+")
+_LONG_RUN = re.compile(rf"\S{{{MAX_RUN + 1},}}")
 
 
 def clean_text(text: object) -> str:
-    """Sane text from anything a user may send: HTML unescaped and tags dropped, control chars removed, cut."""
+    """Sane text from anything a user may send: HTML unescaped and tags dropped, control chars removed, runs
+    without spaces bounded (``bound_runs``), cut."""
     if not isinstance(text, str):
         text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
     text = _TAGS.sub(" ", html.unescape(text[: MAX_CHARS * 2]))
     text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text))
-    return _SPACES.sub(" ", text).strip()[:MAX_CHARS]
+    return bound_runs(_SPACES.sub(" ", text).strip())[:MAX_CHARS]
+
+
+def bound_runs(text: str) -> str:
+    """``text`` with every run of more than ``MAX_RUN`` characters without spaces cut to its first ``MAX_RUN``."""
+    return _LONG_RUN.sub(lambda run: run.group()[:MAX_RUN], text)
 
 
 def fold_text(text: str) -> str:

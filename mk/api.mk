@@ -49,7 +49,7 @@ test: $(VENV)/.installed ## Classify the test questions through the API at API_U
 bench-api: $(VENV)/.installed ## API benchmark: GET latency p50/p95/p99 and throughput at concurrency 1/8/32, batch throughput
 	$(PY) bench/bench_api.py --url "$(API_URL)" $(BENCH_API_ARGS)
 
-bench-load: $(VENV)/.installed ## Load test: >= 20,000 mixed GET/POST requests at concurrency 64 on 2 workers, and batch starvation
+bench-load: $(VENV)/.installed ## Load test: >= 20,000 mixed GET/POST requests at concurrency 64 on 2 workers, batch starvation, GET floods
 	$(PY) bench/bench_load.py $(BENCH_LOAD_ARGS)
 
 # Build both images, train on the demo data in the trainer container (in $(SMOKE_DIR), leaving data/ and models/

@@ -7,7 +7,7 @@ Questions go to ``POST /intent`` in batches, ``--concurrency`` at a time so that
 (connections land on workers at random), with a progress bar; the answers are written as ``ID,intention``, the
 challenge's submission format. ``--unsure`` also writes a second file (default
 ``reports/predictions_test_unsure.csv``) with a third column ``unsure``, 1 when the model flagged its answer unsure.
-When nothing answers at the URL (and it is this machine), a local uvicorn is started for the run and stopped
+When nothing answers at the URL (and it is this machine), ``python -m api.serve`` is started for the run and stopped
 after it. Before any question is sent, the server's model must be the local one (the sha256 of ``/version``
 against the card beside ``--model``) unless ``--accept-any-model``. Any failed request stops the run with a
 non-zero exit and the reason.

@@ -4,19 +4,15 @@ documented, invalid data rejected, valid data accepted, 405 with Allow for undoc
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.test_api_hardening import ROOT, free_port
+from posos_client.server import api_server, free_port
 
 MIN_CASES = 1_000
 EXAMPLES_PER_OPERATION = 600  # ~1,300 cases over the 5 operations: about 30 s on 2 busy cores
@@ -24,33 +20,10 @@ SEED = 20261126  # fixed: the same cases on every run, so a failure reproduces
 
 
 @pytest.fixture(scope="module")
-def server_url(trained_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+def server_url(trained_model_dir: Path):
     port = free_port()
-    log = tmp_path_factory.mktemp("contract") / "server.log"  # a file: an unread pipe would fill and block
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WORKERS": "1", "DRAIN_SECONDS": "0",
-           "MODEL_PATH": str(trained_model_dir / "models" / "intent_model.pkl")}
-    with log.open("w") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env=env,
-                                   stdout=subprocess.DEVNULL, stderr=sink)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, log.read_text()[-2000:]
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.3)
-        yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with api_server("127.0.0.1", port, 180, trained_model_dir / "models" / "intent_model.pkl"):
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 
 from api.app import create_app
 from api.settings import MAX_HEAD_BYTES, MAX_URL_BYTES, Settings
-from tests.test_api_hardening import free_port, serve
+from posos_client.server import api_server, free_port
 
 HEAD_TIMEOUT = 1.0
 BODY_TIMEOUT = 2.0
@@ -35,23 +35,10 @@ def client(trained_model_dir: Path) -> Iterator[TestClient]:
 def server(trained_model_dir: Path) -> Iterator[tuple[int, int]]:
     """(port, pid of its worker) of ``python -m api.serve`` with one worker and short read timeouts."""
     port = free_port()
-    process = serve({"PORT": str(port), "HOST": "127.0.0.1", "WORKERS": "1", "HEAD_TIMEOUT": str(HEAD_TIMEOUT),
-                     "BODY_TIMEOUT": str(BODY_TIMEOUT),
-                     "MODEL_PATH": str(trained_model_dir / "models" / "intent_model.pkl")})
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with api_server("127.0.0.1", port, 120, trained_model_dir / "models" / "intent_model.pkl",
+                    env={"HEAD_TIMEOUT": str(HEAD_TIMEOUT), "BODY_TIMEOUT": str(BODY_TIMEOUT)}) as process:
         [worker] = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         yield port, int(worker)
-    finally:
-        process.kill()
-        process.communicate()
 
 
 def read_all(sock: socket.socket) -> bytes:

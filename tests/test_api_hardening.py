@@ -13,7 +13,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,11 +24,13 @@ import pytest
 from litestar.testing import TestClient
 
 from api.app import NOT_BLANK, create_app, drain_on_sigterm
+from api.batcher import MicroBatcher
 from api.logs import JsonFormatter, log_config
 from api.security import PAGE_CSP, SWAGGER_CSP
-from api.service import MicroBatcher, ModelService, Overloaded, Prediction, Scored, ShuttingDown
+from api.service import ModelService, Overloaded, Prediction, Scored, ShuttingDown
 from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, MAX_BATCH, MAX_HEADER_BYTES, MAX_QUERY_CHARS, Settings
 from intent_lib.files import sha256_of as file_sha256
+from posos_client.server import free_port, spawn
 from tests.test_api import assert_error, edit_card, model_copy, start_error
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -410,15 +411,9 @@ def test_a_pickle_whose_hash_matches_but_is_no_model_is_refused_in_one_line(
 # ------------------------------------------------------------------------------------------ the server process
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def serve(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "api.serve"], cwd=ROOT, env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    """``python -m api.serve`` with ``env``, its output piped (for tests of how it refuses to start)."""
+    return spawn(env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""End to end: uvicorn serving a model trained on the fixtures, the `make test` client run against it."""
+"""End to end: `python -m api.serve` serving a model trained on the fixtures, the `make test` client run against it."""
 
 from __future__ import annotations
 
@@ -17,17 +17,11 @@ import httpx
 import pytest
 
 import posos_client.submit as submit
-from posos_client.server import local_server
+from posos_client.server import free_port, local_server
 from intent_lib.data import DEMO_DIR, load_questions
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def port_answers(port: int) -> bool:
@@ -43,7 +37,7 @@ def model_file(trained_model_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_file: Path):
-    """A real uvicorn on a free loopback port serving the fixture model; yields its URL."""
+    """A real server on a free loopback port serving the fixture model; yields its URL."""
     url = f"http://127.0.0.1:{free_port()}"
     with httpx.Client() as client, local_server(url, client, 120, model_file):
         yield url

@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,8 +21,9 @@ import pytest
 
 from api.settings import GRACEFUL_SHUTDOWN_SECONDS, STOP_TIMEOUT_SECONDS, Settings
 from intent_lib.files import sha256_of
+from posos_client.server import free_port, spawn
 from tests.test_api import edit_card, model_copy
-from tests.test_api_hardening import free_port, set_pickle
+from tests.test_api_hardening import set_pickle
 
 ROOT = Path(__file__).resolve().parents[1]
 START_SECONDS = 180  # imports and model loads on 2 busy cores
@@ -90,11 +90,9 @@ def start(tmp_path: Path) -> Iterator:
         port = free_port()
         log = tmp_path / f"server-{port}.log"
         with log.open("wb") as sink:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "api.serve"], cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
-                env={**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WORKERS": str(workers),
-                     "MODEL_PATH": str(model), "POSOS_RUNTIME_DIR": str(tmp_path / "runtime"),
-                     "DRAIN_SECONDS": "0", **env})
+            process = spawn({"PORT": str(port), "HOST": "127.0.0.1", "WORKERS": str(workers),
+                             "MODEL_PATH": str(model), "POSOS_RUNTIME_DIR": str(tmp_path / "runtime"),
+                             "DRAIN_SECONDS": "0", **env}, stdout=sink, stderr=subprocess.STDOUT)
         server = Server(process, f"http://127.0.0.1:{port}", log)
         servers.append(server)
         server.wait_log(r"model version \w+ in service on", START_SECONDS)

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from intent_lib.paths import (COMPARISON_PATH, EXECUTED_DIR, METRICS_PATH, MODEL
                               card_path, validation_predictions_path)
 from intent_lib.split import stratified_split, write_split
 from intent_lib.training import save_predictions
+from posos_client.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DECLARED = {"02_train": {"alpha": {"default": "0.1"}, "model_seed": {"default": "0"}},
@@ -160,17 +160,11 @@ def test_tracking_off_logs_nothing(root: Path, monkeypatch: pytest.MonkeyPatch) 
     assert not (root / COMPARISON_PATH).exists()
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]  # closed once the socket is: nothing listens there
-
-
 @pytest.mark.slow
 def test_an_unreachable_server_stops_the_run_in_one_line_before_any_step(root: Path) -> None:
     (root / NOTEBOOKS_DIR).symlink_to(REPO / NOTEBOOKS_DIR)
     env = {**os.environ, "POSOS_ROOT": str(root), "PYTHONPATH": str(REPO),
-           "MLFLOW_TRACKING_URI": f"http://someone:secret@127.0.0.1:{closed_port()}"}
+           "MLFLOW_TRACKING_URI": f"http://someone:secret@127.0.0.1:{free_port()}"}
     for name in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT", tracking.TRACKING_ENV):
         env.pop(name, None)
     run = subprocess.run([sys.executable, "-m", "intent_lib", "train"], env=env, capture_output=True, text=True,
@@ -200,7 +194,7 @@ def test_make_runs_serves_the_store_on_loopback(root: Path) -> None:
     import httpx
 
     run_id, _ = track(root)
-    port = closed_port()
+    port = free_port()
     env = {**os.environ, "POSOS_ROOT": str(root)}
     server = subprocess.Popen(["make", "--no-print-directory", "runs", f"RUNS_PORT={port}"], cwd=REPO, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

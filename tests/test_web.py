@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import httpx
 import pytest
 
-from posos_client.server import local_server
+from posos_client.server import free_port, local_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -24,10 +23,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python
 
 @pytest.fixture(scope="module")
 def server(trained_model_dir: Path):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://127.0.0.1:{free_port()}"
     with httpx.Client() as client, local_server(url, client, 120,
                                                            trained_model_dir / "models" / "intent_model.pkl"):
         yield url
