@@ -37,7 +37,7 @@ def model(trained_model_dir: Path):
 def test_clean_text_handles_anything() -> None:
     assert clean_text(None) == "" and clean_text(float("nan")) == ""
     assert clean_text("<b>Doli&amp;prane</b>\n\t ok") == "Doli&prane ok"
-    assert len(clean_text("x" * 50_000)) == MAX_CHARS
+    assert MAX_CHARS - 1 <= len(clean_text("mot " * 20_000)) <= MAX_CHARS  # long posts are cut (runs without spaces sooner)
     assert fold_text("Éffets Indésirables") == "effets indesirables"
 
 
