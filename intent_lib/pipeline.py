@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -123,51 +124,100 @@ class EncryptedKernelManager(AsyncKernelManager):
         self.transport_encryption = "auto"
 
 
-def _execute(root: Path, name: str, output: Path, parameters: dict[str, Any]) -> None:
-    """Run one notebook with papermill (imported here: a rerun that reuses every step never loads it)."""
+def _execute(root: Path, name: str, output: Path, parameters: dict[str, Any], progress_bar: bool = True) -> None:
+    """Run one notebook with papermill (imported here: a rerun that reuses every step never loads it); a progress
+    bar only when no other step runs beside it (bars of several steps would overwrite each other)."""
     import papermill
 
     try:
         papermill.execute_notebook(str(root / NOTEBOOKS_DIR / f"{name}.ipynb"), str(output), parameters=parameters,
-                                   cwd=str(root), kernel_name="python3", progress_bar=True, log_output=False,
+                                   cwd=str(root), kernel_name="python3", progress_bar=progress_bar, log_output=False,
                                    kernel_manager_class=EncryptedKernelManager)
     except papermill.PapermillExecutionError as exc:
         raise PipelineError(f"{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                             f"See {output.relative_to(root)} for the full trace.") from exc
 
 
+def upstream(names: tuple[str, ...]) -> dict[str, set[str]]:
+    """For each step of ``names``, the earlier ones it waits for: those writing a file it reads
+    (``paths.STEP_FILES``). A step the table does not declare (05_tune) waits for every earlier step, and every
+    later step waits for it."""
+    waits: dict[str, set[str]] = {}
+    for position, name in enumerate(names):
+        earlier = names[:position]
+        waits[name] = (set(earlier) if name not in STEP_FILES else
+                       {e for e in earlier if e not in STEP_FILES or set(STEP_FILES[name][0]) & set(STEP_FILES[e][1])})
+    return waits
+
+
+def _alone(name: str, waits: dict[str, set[str]]) -> bool:
+    """Whether no other step can run at the same time as ``name`` (then it shows papermill's progress bar)."""
+    def before(a: str, b: str) -> bool:  # a is upstream of b, directly or not
+        return a in waits[b] or any(before(a, c) for c in waits[b])
+
+    return all(before(other, name) or before(name, other) for other in waits if other != name)
+
+
 def run_notebooks(root: Path, names: tuple[str, ...], overrides: dict[str, Any], force: bool = False) -> Run:
-    """Execute ``notebooks/<name>.ipynb`` in order, each with the overrides its parameters cell declares. A step
-    of ``paths.STEP_FILES`` whose stamp matches is reused instead, unless ``force``; the others always run."""
+    """Execute ``notebooks/<name>.ipynb`` with the overrides its parameters cell declares, each step once the
+    steps it reads from are done (``upstream``): steps that do not depend on each other (03, 04 and 06) run at the
+    same time, each in its own kernel. A step of ``paths.STEP_FILES`` whose stamp matches is reused instead,
+    unless ``force``. After a failure no step starts; those running finish, then the first failure is raised."""
     declared = declared_parameters(root, names)
     check_overrides(declared, overrides)
     run = Run(root)
     # Kernels inherit it: every step (and tuning worker) reuses the sentence embeddings of earlier ones.
     os.environ.setdefault(EMBEDDING_CACHE_ENV, str(root / EMBEDDING_CACHE_DIR))
-    executed = root / EXECUTED_DIR
-    executed.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        parameters = {k: v for k, v in overrides.items() if k in declared[name]}
-        inputs = (stamps.step_inputs(root, name, stamps.resolved_parameters(declared[name], parameters))
-                  if name in STEP_FILES else None)
-        if not force and inputs is not None and (stamp := stamps.reusable(root, name, inputs)):
-            log.info("%s: reused (unchanged since %s)", name, stamp.ran_at)
-            run.reused.append(name)
-            continue
-        stamps.forget(root, name)
-        output = executed / f"{name}.ipynb"
-        log.info("running %s %s", name, parameters or "(default parameters)")
-        started_at, started = _now(), time.perf_counter()
-        _execute(root, name, output, parameters)
-        step = StepResult(name, started_at, time.perf_counter() - started, parameters,
-                          root / REPORTS_DIR / f"{name}.html")
-        render_html(output, step, run)
-        run.steps.append(step)
-        if inputs is not None:
-            stamps.record(root, name, inputs, started_at, step.seconds)
-        log.info("%s done in %.0f s -> %s", name, step.seconds, step.html.relative_to(root))
+    (root / EXECUTED_DIR).mkdir(parents=True, exist_ok=True)
+    waits = upstream(names)
+    pending, done, failures = list(names), set(), []
+    running: dict[Future[None], str] = {}
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        while pending or running:
+            for name in [n for n in pending if waits[n] <= done and not failures]:
+                pending.remove(name)
+                parameters = {k: v for k, v in overrides.items() if k in declared[name]}
+                inputs = (stamps.step_inputs(root, name, stamps.resolved_parameters(declared[name], parameters))
+                          if name in STEP_FILES else None)
+                if not force and inputs is not None and (stamp := stamps.reusable(root, name, inputs)):
+                    log.info("%s: reused (unchanged since %s)", name, stamp.ran_at)
+                    run.reused.append(name)
+                    done.add(name)
+                else:
+                    log.info("running %s %s", name, parameters or "(default parameters)")
+                    running[pool.submit(_run_step, run, name, parameters, inputs, _alone(name, waits))] = name
+            if failures and not running:
+                break
+            if not running:
+                continue  # a reused step may have made others ready
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                name = running.pop(future)
+                try:
+                    future.result()
+                    done.add(name)
+                except PipelineError as exc:
+                    failures.append(exc)
+    if failures:
+        raise failures[0]
     write_index(run)
     return run
+
+
+def _run_step(run: Run, name: str, parameters: dict[str, Any], inputs: dict[str, Any] | None,
+              progress_bar: bool) -> None:
+    """Execute one step, render its report, and stamp it when it is a declared step."""
+    root = run.root
+    stamps.forget(root, name)
+    output = root / EXECUTED_DIR / f"{name}.ipynb"
+    started_at, started = _now(), time.perf_counter()
+    _execute(root, name, output, parameters, progress_bar)
+    step = StepResult(name, started_at, time.perf_counter() - started, parameters, root / REPORTS_DIR / f"{name}.html")
+    render_html(output, step, run)
+    run.steps.append(step)
+    if inputs is not None:
+        stamps.record(root, name, inputs, started_at, step.seconds)
+    log.info("%s done in %.0f s -> %s", name, step.seconds, step.html.relative_to(root))
 
 
 def _dataset_line(root: Path) -> tuple[str, bool]:
