@@ -11,10 +11,12 @@ import platform
 import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from intent_lib import __version__
-from intent_lib.paths import project_root
+from intent_lib.files import read_json
+from intent_lib.paths import MODEL_FILE, card_path, project_root
 
 # Libraries whose version must match between training and serving for a pickle to load and behave the same.
 PICKLE_LIBRARIES = ("scikit-learn", "numpy", "scipy", "spacy")
@@ -82,3 +84,15 @@ def version_mismatches(card: dict[str, Any]) -> list[str]:
         if here != encoder["version"]:
             found.append(f"{encoder['package']} {encoder['version']} at training, {here} here")
     return found
+
+
+def same_build(*model_dirs: str) -> tuple[bool, str]:
+    """Whether the models in two folders have the same bytes (their cards' sha256), and a line saying so; when
+    they differ, the line names what differs among what must match for equal bytes (libraries, data, parameters)."""
+    first, second = (read_json(card_path(Path(folder) / MODEL_FILE)) for folder in model_dirs)
+    if first["model_sha256"] == second["model_sha256"]:
+        return True, f"same model: sha256 {first['model_sha256']}"
+    differing = [key for key in ("libraries", "encoder", "dataset", "split", "params")
+                 if first.get(key) != second.get(key)]
+    return False, (f"different models: sha256 {first['model_sha256'][:12]}… and {second['model_sha256'][:12]}…; "
+                   f"their cards differ in {', '.join(differing) or 'nothing that should change the bytes'}")

@@ -15,12 +15,13 @@ TEST_ARGS ?=
 BENCH_API_ARGS ?=
 BENCH_LOAD_ARGS ?=
 SMOKE_DIR ?= build/smoke
+SMOKE_LOCAL_DIR ?= build/smoke-local
 SMOKE_PORT ?= 4012
 # Seconds docker waits after SIGTERM before killing: the drain (5 s) + the graceful timeout (30 s) + a margin,
 # as api/settings.py's STOP_TIMEOUT_SECONDS says.
 STOP_TIMEOUT ?= 40
 
-.PHONY: api api-image images reload test bench-api bench-load smoke-containers
+.PHONY: api api-image images reload test bench-api bench-load smoke-containers same-model-as-image
 
 api-image: ## Build the API image (api.Dockerfile)
 	$(DOCKER) build -f api.Dockerfile -t $(API_IMAGE) .
@@ -72,3 +73,12 @@ smoke-containers: $(VENV)/.installed images ## Containerised smoke test: both im
 	if [ $$status -ne 0 ]; then $(DOCKER) logs $(API_CONTAINER)-smoke 2>&1 | tail -20; fi; \
 	$(DOCKER) rm -f $(API_CONTAINER)-smoke >/dev/null; \
 	exit $$status
+
+# The demo model built again here, in .venv (01 and 02 only, no tracking): equal library versions must give the
+# bytes the trainer image wrote in $(SMOKE_DIR) (README: byte-identical models).
+same-model-as-image: $(VENV)/.installed ## Build the demo model locally and compare its sha256 with the trainer image's (after smoke-containers)
+	rm -rf "$(SMOKE_LOCAL_DIR)" && mkdir -p "$(SMOKE_LOCAL_DIR)" && cp -r notebooks "$(SMOKE_LOCAL_DIR)/"
+	cd "$(SMOKE_LOCAL_DIR)" && POSOS_ROOT="$$PWD" TRACKING=off DATA_ARCHIVE= \
+	  "$(abspath $(PY))" -m intent_lib train --only 01_split 02_train
+	$(PY) -c 'import sys; from intent_lib.card import same_build; same, line = same_build(*sys.argv[1:]); \
+	  print(line); sys.exit(0 if same else 1)' "$(SMOKE_DIR)/models" "$(SMOKE_LOCAL_DIR)/models"

