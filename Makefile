@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 DOCKER ?= docker
 RUNTIME ?= $(shell $(DOCKER) info >/dev/null 2>&1 && echo docker || echo local)
 PYTEST_ARGS ?=
+LINT_PATHS ?= intent_lib api posos_client bench
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line -q
 export DATA_ARCHIVE POSOS_PASSPHRASE POSOS_PASSPHRASE_FILE
 # Nothing goes over the network by default: MLflow's usage telemetry off for every target (train, lab, runs).
@@ -23,7 +24,7 @@ GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git status --porcel
 RUNS_STORE_DIR = $(patsubst %/,%,$(dir $(RUNS_ARTIFACT_ROOT)))
 DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
 
-.PHONY: help venv train trainer-image check check-fast lab bench lock clean
+.PHONY: help venv train trainer-image layers lint check check-fast lab bench lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -63,10 +64,16 @@ train: $(VENV)/.installed
 	$(PY) -m intent_lib train $(if $(FORCE),--force) $(TRAIN_ARGS)
 endif
 
-check: $(VENV)/.installed ## Run the whole test suite, as CI does (PYTEST_ARGS="-k api" to select)
+layers: $(VENV)/.installed ## Check the import layers ARCHITECTURE.md draws (import-linter, contracts in pyproject.toml)
+	$(VENV)/bin/lint-imports --no-cache
+
+lint: layers ## Check the import layers, then repeated code (pylint's duplicate-code over LINT_PATHS)
+	$(VENV)/bin/pylint $(LINT_PATHS)
+
+check: lint ## Run the lint, then the whole test suite, as CI does (PYTEST_ARGS="-k api" to select)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-check-fast: $(VENV)/.installed ## Run the tests not marked slow (no notebooks, servers or browsers): under 2 minutes
+check-fast: layers ## Check the import layers, run the tests not marked slow (no notebooks, servers or browsers): under 2 minutes
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 LAB_PORT ?= 8888

@@ -13,7 +13,7 @@ from typing import Annotated
 import msgspec
 import numpy as np
 
-from intent_lib.model import rank
+from intent_lib.predictor import rank
 from intent_lib.reasons import NO_CONTENT, OUT_OF_SCOPE, REASONS, Reason, has_content, reason
 from intent_lib.uncertainty import Uncertainty
 

@@ -16,7 +16,8 @@ import anyio
 import msgspec.structs
 
 from api.answers import Prediction
-from api.service import ModelService, NotReady, Overloaded, ServiceError, ShuttingDown, TimedOut
+from api.errors import NotReady, Overloaded, ServiceError, ShuttingDown, TimedOut
+from api.service import ModelService
 from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, SINGLES_CHARS, SINGLES_PER_CALL, Settings
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from litestar.types import Message, Scope, Send
 
 from api.batcher import MicroBatcher
-from api.service import ModelService, NotReady
+from api.errors import NotReady
+from api.service import ModelService
 from api.settings import Settings
 from api.versions import InService, sha12
 

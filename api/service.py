@@ -1,8 +1,7 @@
-"""The served model: loaded once and checked against its card (api/batcher.py is the scheduler that feeds it).
-
-``ModelService`` owns the model and its card; ``Prediction`` (``api.answers``) is what both endpoints return per
-question. Domain errors (``ServiceError``) carry their HTTP status; app.py maps them. BLAS runs on one thread per
-process: scale with workers.
+"""The served model: ``ModelService`` loads it once, checked against its card, and predicts (api/batcher.py is the
+scheduler that feeds it; api/answers.py builds each answer). It refuses to start with a one-line
+``StartupError`` and answers ``ShuttingDown`` once unloaded (api/errors.py). BLAS runs on one thread per process:
+scale with workers.
 """
 
 import logging
@@ -13,8 +12,8 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from api.answers import Prediction, Scored, answers
-from api.settings import RETRY_AFTER_SECONDS
+from api.answers import Prediction, answers
+from api.errors import ShuttingDown, StartupError
 from intent_lib.artefacts import ModelIntegrityError, load_checked
 from intent_lib.intents import intent_name
 from intent_lib.predictor import Predictor
@@ -22,42 +21,7 @@ from intent_lib.paths import MODEL_PATH, resolve
 from intent_lib.scope import ScopeRule, embed, served_rule
 from intent_lib.uncertainty import Uncertainty
 
-__all__ = ["ModelService", "Prediction", "Scored", "ServiceError", "StartupError"]
-
 log = logging.getLogger("api")
-
-
-class StartupError(RuntimeError):
-    """The model cannot be served; the message is one line that says what to do."""
-
-
-class ServiceError(RuntimeError):
-    """A request the service cannot answer now; ``status`` and ``retry_after`` say how to tell the client."""
-
-    status = 503
-    retry_after: int | None = RETRY_AFTER_SECONDS
-
-
-class NotReady(ServiceError):
-    def __init__(self) -> None:
-        super().__init__("The model is not loaded yet.")
-
-
-class ShuttingDown(ServiceError):
-    def __init__(self) -> None:
-        super().__init__("The server is shutting down: retry on another instance.")
-
-
-class Overloaded(ServiceError):
-    status = 429
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"Too many batch requests at once (at most {limit} per worker): retry later.")
-
-
-class TimedOut(ServiceError):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"The request waited more than {seconds:g} s for the model: retry later.")
 
 
 class ModelService:

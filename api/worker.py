@@ -27,10 +27,11 @@ from types import FrameType
 import uvicorn
 
 from api.app import create_app
+from api.errors import StartupError
 from api.logs import log_config
 from api.protocol import uvicorn_options
 from api.registry import Registry
-from api.service import ModelService, StartupError
+from api.service import ModelService
 from api.settings import GRACEFUL_SHUTDOWN_SECONDS, STARTUP_FAILURE, Settings
 from api.versions import sha12
 
@@ -106,7 +107,7 @@ def main(argv: list[str]) -> int:
                             log_config=log_config(settings.log_format),
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, **uvicorn_options())
     server = DrainingServer(config, settings.drain_seconds)
-    control = Control(server, app.state.registry, report_fd)
+    control = Control(server, app.registry, report_fd)
     threading.Thread(target=control.run, name="supervisor-channel", daemon=True).start()
     server.run(sockets=[socket.socket(fileno=socket_fd)])
     return 0 if server.started else STARTUP_FAILURE

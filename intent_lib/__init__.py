@@ -9,12 +9,16 @@ Modules, one job each (ARCHITECTURE.md draws how they fit):
     intents     human-readable intent names and labels ("28 · name")
     features    text normalisation, spaCy tokens and word vectors, sentence-encoder embeddings
     classifier  linear classifier with calibrated probabilities
-    model       build and fit the full pipeline, rank intents
+    model       build and fit the full pipeline
+    predictor   serving-time probabilities, block by block; rank intents
     card        the model card (hashes, versions, metrics)
     artefacts   save the pickle; load it only after checking it against its card
+    predictions the saved validation and held-out predictions: write, read back in a step's row order
     metrics     scores, calibration, confusions, bootstrap intervals
     uncertainty the unsure threshold and conformal prediction sets
-    training    fit on the split, refit on every label, save the pickle, its card and held-out predictions (notebook 02)
+    scope       the out-of-scope rule: a question unlike the labelled ones
+    reasons     why an answer is unsure, and the content check
+    training    fit on the split, refit on every label, save the pickle, its card and predictions (notebook 02)
     evaluation  scores of the saved validation predictions and the metrics file (notebook 03)
     refit       fast refits on cached features, shared by variability and tuning
     variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds) (notebook 04)
@@ -26,9 +30,11 @@ Modules, one job each (ARCHITECTURE.md draws how they fit):
     charts      altair charts rendered to inline SVG
     tables      how report tables look (text columns aligned left)
     pipeline    run the notebooks with papermill and render HTML reports
+    stamps      a step's stamp: what it ran on and wrote, to reuse an unchanged step
     tracking    one MLflow run per train: parameters, validation figures, tags, artefacts (local SQLite store)
     comparison  paired bootstrap of two runs' validation predictions: deltas, intervals, changed intents
     baseline    which run a train run is compared with, and its comparison file
+    __main__    the command line (``python -m intent_lib``): heavy imports only in the commands that need them
 """
 
 __version__ = "0.1.0"

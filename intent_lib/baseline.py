@@ -24,7 +24,7 @@ from intent_lib.paths import COMPARISON_PATH, PROCESSED_DIR, VALIDATION_PREDICTI
 from intent_lib.split import Split
 from intent_lib.tracking import (EXPERIMENT, PREDICTIONS_DIR, REPORTS_ARTIFACTS_DIR, TrackedRun, TrackingError,
                                  log_figures)
-from intent_lib.training import StalePredictionsError, load_predictions
+from intent_lib.predictions import StalePredictionsError, load_predictions
 
 BASELINE_ENV = "BASELINE"
 CHAMPION = "champion"  # the registry alias

@@ -32,7 +32,7 @@ from intent_lib.files import write_json
 from intent_lib.intents import intent_label
 from intent_lib.paths import held_out_predictions_path
 from intent_lib.question_profile import WORDS, TestComparison
-from intent_lib.training import load_predictions
+from intent_lib.predictions import load_predictions
 
 if TYPE_CHECKING:
     from intent_lib.relabel import RelabelExperiment

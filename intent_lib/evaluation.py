@@ -23,7 +23,7 @@ from intent_lib.metrics import (confusion, coverage_table, expected_calibration_
 from intent_lib.model import clean_texts
 from intent_lib.paths import TEST_INPUTS, validation_predictions_path
 from intent_lib.scope import ScopeRule, embed, out_of_fold_scores, own_out_of_scope_set, served_rule
-from intent_lib.training import load_predictions
+from intent_lib.predictions import load_predictions
 from intent_lib.uncertainty import Uncertainty, accuracy_coverage_curve, deferred_intents, set_coverage
 
 

@@ -1,4 +1,4 @@
-"""Build and fit the intent model (one scikit-learn pipeline), and rank intents with it.
+"""Build and fit the intent model (one scikit-learn pipeline).
 
 text -> clean -> [word TF-IDF (spaCy tokens) | char TF-IDF | mean spaCy word vector | sentence embedding]
      -> calibrated LinearSVC
@@ -87,13 +87,3 @@ def fit_model(texts: Sequence[str], labels: Sequence[int], params: ModelParams =
                 delattr(vectorizer, attribute)
     return model
 
-
-def rank(proba: np.ndarray, classes: np.ndarray, k: int, members: np.ndarray | None = None
-         ) -> list[list[tuple[int, float]]]:
-    """Per row of ``proba``, the ``k`` most probable intents (or, given boolean ``members``, all members),
-    best first."""
-    order = np.argsort(-proba, axis=1, kind="stable")
-    if members is None:
-        order = order[:, :max(1, min(k, len(classes)))]
-        return [[(int(classes[j]), float(row[j])) for j in idx] for row, idx in zip(proba, order)]
-    return [[(int(classes[j]), float(row[j])) for j in idx if keep[j]] for row, idx, keep in zip(proba, order, members)]

@@ -9,6 +9,7 @@ feature union -> ``CalibratedLinearSVC``) and adds up each feature block's share
 block from its analyzer, vocabulary and idf weights, straight into the scores (no matrix is built); a dense
 block (word vectors, sentence embedding) from its array; any other block from its own ``transform``. Same
 probabilities as the pipeline (``tests/test_predictor.py``); training and evaluation keep using the pipeline.
+``rank`` turns probabilities into the best intents, best first (the API's ``top_k`` and ``candidates``).
 """
 
 from __future__ import annotations
@@ -103,3 +104,14 @@ class Predictor:
                 scores += np.asarray(block.transform(cleaned) @ weights.T)
         raw = scores[:, 0] if scores.shape[1] == 1 else scores  # a two-intent SVM has one score column
         return self._classifier.proba_from_scores(one_column_per_class(raw))
+
+
+def rank(proba: np.ndarray, classes: np.ndarray, k: int, members: np.ndarray | None = None
+         ) -> list[list[tuple[int, float]]]:
+    """Per row of ``proba``, the ``k`` most probable intents (or, given boolean ``members``, all members),
+    best first."""
+    order = np.argsort(-proba, axis=1, kind="stable")
+    if members is None:
+        order = order[:, :max(1, min(k, len(classes)))]
+        return [[(int(classes[j]), float(row[j])) for j in idx] for row, idx in zip(proba, order)]
+    return [[(int(classes[j]), float(row[j])) for j in idx if keep[j]] for row, idx, keep in zip(proba, order, members)]

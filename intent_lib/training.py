@@ -31,6 +31,7 @@ from intent_lib.intents import intent_names
 from intent_lib.metrics import expected_calibration_error, summary_scores
 from intent_lib.model import ModelParams, clean_texts, fit_model
 from intent_lib.paths import PREDICTIONS_DIR, card_path, held_out_predictions_path, validation_predictions_path
+from intent_lib.predictions import save_predictions
 from intent_lib.reasons import has_content, reason, reason_shares
 from intent_lib.scope import REFERENCE_ATTRIBUTE, fit_scope, stored
 from intent_lib.split import Split
@@ -81,28 +82,6 @@ def _fit(texts: pd.Series, labels: pd.Series, params: ModelParams, random_state:
     seconds = time.perf_counter() - started
     log.info("fitted on %d questions in %.1f s", len(texts), seconds)
     return model, seconds
-
-
-class StalePredictionsError(ValueError):
-    """Saved predictions that do not cover the rows asked for: written for another split or data."""
-
-
-def save_predictions(path: Path, ids: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> None:
-    """Write probabilities with the IDs of their rows and the classes of their columns (float32, compressed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, ids=np.asarray(ids), proba=proba.astype(np.float32), classes=np.asarray(classes))
-
-
-def load_predictions(path: Path, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """``(proba, classes)`` written by ``save_predictions``, in the row order of ``frame`` (by ``ID``)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"No saved predictions at {path}: run `make train` (02_train) first.")
-    with np.load(path) as data:
-        ids, proba, classes = data["ids"], data["proba"].astype(np.float64), data["classes"]
-    position = pd.Series(np.arange(len(ids)), index=ids)
-    if not frame["ID"].isin(position.index).all():
-        raise StalePredictionsError(f"{path.name} was written for another split or dataset: run `make train`.")
-    return proba[position.loc[frame["ID"]].to_numpy()], classes
 
 
 def train_and_save(split: Split, root: Path, model_path: Path, params: ModelParams, params_source: str,

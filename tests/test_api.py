@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from litestar.testing import TestClient
 
-from api.app import MAX_BATCH, MAX_QUERY_CHARS, create_app
+from api.app import create_app
 from api.batcher import MicroBatcher
 from api.service import ModelService
+from api.settings import MAX_BATCH, MAX_QUERY_CHARS
 from intent_lib.files import read_json as read_card
 from intent_lib.intents import intent_name
 from intent_lib.reasons import LOW_CONFIDENCE, NO_CONTENT, OUT_OF_SCOPE, REASONS

@@ -23,11 +23,14 @@ import httpx
 import pytest
 from litestar.testing import TestClient
 
-from api.app import NOT_BLANK, create_app, drain_on_sigterm
+from api.answers import Prediction, Scored
+from api.app import create_app, drain_on_sigterm
 from api.batcher import MicroBatcher
+from api.errors import Overloaded, ShuttingDown
 from api.logs import JsonFormatter, log_config
+from api.schemas import NOT_BLANK
 from api.security import PAGE_CSP, SWAGGER_CSP
-from api.service import ModelService, Overloaded, Prediction, Scored, ShuttingDown
+from api.service import ModelService
 from api.settings import CHUNK_CHARS, CHUNK_QUESTIONS, MAX_BATCH, MAX_HEADER_BYTES, MAX_QUERY_CHARS, Settings
 from intent_lib.files import sha256_of as file_sha256
 from posos_client.server import free_port, spawn
@@ -174,7 +177,7 @@ def test_batch_requests_take_turns_and_past_the_cap_answer_overloaded() -> None:
 
 def test_a_request_the_model_cannot_start_within_the_budget_answers_503_with_retry_after(model_path: Path) -> None:
     with TestClient(create_app(model_path, Settings(request_timeout=0.3))) as slow_client:
-        service = slow_client.app.state.registry.current().service
+        service = slow_client.app.registry.current().service
         predict = service.predict
         service.predict = lambda queries, k: (time.sleep(1.0), predict(queries, k))[1]
         with ThreadPoolExecutor(3) as pool:
@@ -193,7 +196,7 @@ def test_too_many_batch_requests_answer_429_with_retry_after(client: TestClient,
     async def refuse(*_: object) -> None:
         raise Overloaded(4)
 
-    monkeypatch.setattr(client.app.state.registry.current().batcher, "predict_many", refuse)
+    monkeypatch.setattr(client.app.registry.current().batcher, "predict_many", refuse)
     response = client.post("/intent", json={"queries": ["a"]})
     assert_error(response, 429)
     assert int(response.headers["retry-after"]) > 0
@@ -355,7 +358,7 @@ def test_sigterm_turns_health_503_then_hands_over_to_the_server(model_path: Path
     previous = signal.signal(signal.SIGTERM, lambda *_: handed_over.set())
     try:
         with TestClient(create_app(model_path, Settings())) as draining_client:
-            draining = draining_client.app.state.draining
+            draining = draining_client.app.draining
             drain_on_sigterm(draining)  # as the lifespan does in uvicorn's main thread
             assert draining_client.get("/health").status_code == 200
             os.kill(os.getpid(), signal.SIGTERM)

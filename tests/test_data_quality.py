@@ -20,7 +20,7 @@ from intent_lib.model import ModelParams
 from intent_lib.paths import DATA_QUALITY_PATH, LABEL_ISSUES_PATH, PREDICTIONS_DIR, PROCESSED_DIR, REPORTS_DIR
 from intent_lib.refit import SplitData
 from intent_lib.split import Split
-from intent_lib.training import StalePredictionsError
+from intent_lib.predictions import StalePredictionsError
 
 # Label errors planted in intent_lib/resources/demo: ID -> the intent the question really asks about.
 PLANTED = {400: 47, 401: 42, 402: 44, 403: 7, 404: 28, 405: 34, 406: 47, 407: 7}

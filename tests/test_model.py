@@ -20,7 +20,8 @@ from intent_lib.card import same_build, version_mismatches
 from intent_lib.files import read_json, sha256_of
 from intent_lib.classifier import CalibratedLinearSVC, balanced_weights, fit_temperature, one_column_per_class
 from intent_lib.features import MAX_CHARS, clean_text, fold_text
-from intent_lib.model import ModelParams, fit_model, rank
+from intent_lib.model import ModelParams, fit_model
+from intent_lib.predictor import rank
 from intent_lib.reasons import REASONS
 from intent_lib.split import Split
 from intent_lib.training import train_and_save

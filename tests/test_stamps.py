@@ -61,13 +61,14 @@ def test_imported_modules_follow_the_package_import_graph(tmp_path: Path) -> Non
 
 
 def test_the_real_notebooks_stamp_the_modules_they_run() -> None:
-    """06_data_quality runs intent_lib.data_quality; 01_split does not (editing it reruns 06 only)."""
+    """06_data_quality runs intent_lib.data_quality and what it imports (predictions); 01_split does not (editing it
+    reruns 06 only)."""
     from intent_lib.stamps import step_inputs
 
     root = Path(__file__).resolve().parents[1]
     quality = step_inputs(root, "06_data_quality", {})["code"]
     split = step_inputs(root, "01_split", {})["code"]
-    assert {"intent_lib/__init__.py", "intent_lib/data_quality.py", "intent_lib/training.py"} <= set(quality)
+    assert {"intent_lib/__init__.py", "intent_lib/data_quality.py", "intent_lib/predictions.py"} <= set(quality)
     assert "intent_lib/data_quality.py" not in split and "intent_lib/split.py" in split
 
 

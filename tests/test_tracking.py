@@ -23,7 +23,7 @@ from intent_lib.paths import (COMPARISON_PATH, EXECUTED_DIR, METRICS_PATH, MODEL
                               PREDICTIONS_DIR, REPORTS_DIR, RUNS_ARTIFACTS, RUNS_DB, RUNS_DIR, VARIABILITY_PATH,
                               card_path, validation_predictions_path)
 from intent_lib.split import stratified_split, write_split
-from intent_lib.training import save_predictions
+from intent_lib.predictions import save_predictions
 from posos_client.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
