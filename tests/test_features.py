@@ -99,3 +99,30 @@ def test_no_progress_bar_object_off_a_terminal() -> None:
     batches = range(0, 1000, 64)
     assert not sys.stderr.isatty()  # pytest captures it
     assert features._progress(batches) is batches
+
+
+def test_evicting_a_cached_embedding_frees_its_row() -> None:
+    """Each cached embedding owns its floats: a view into its call's array would keep the whole array alive."""
+    cache = EmbeddingCache()
+    cache.embed(TEXTS[:3])
+    assert all(vector.base is None for vector in cache._vectors.values())
+    assert len(cache) == 3 and cache.encoded == 3
+    cache.embed(TEXTS[:3])
+    assert cache.encoded == 3
+
+
+def test_the_tokenizer_vocabulary_is_bounded_and_its_tokens_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each new word adds a lexeme to spaCy's vocabulary: past MAX_LEXEMES a tokenizer starts afresh, at its next
+    call (a call adds at most its own new words)."""
+    texts = [" ".join(f"mot{i}x{j}" for j in range(50)) + " l'aspirine, c'est-à-dire ?" for i in range(200)]
+    unbounded = features.SpacyTokenizer()
+    tokens = [unbounded(text) for text in texts]
+    lowers = [[token.lower for token in doc] for doc in unbounded.pipe(texts)]
+    assert len(unbounded._nlp.vocab) > 10_000
+    monkeypatch.setattr(features, "MAX_LEXEMES", 2_000)
+    bounded = features.SpacyTokenizer()
+    assert [bounded(text) for text in texts] == tokens
+    assert len(bounded._nlp.vocab) <= 2_000 + 60  # the bound and one text's new words
+    chunks = [[[token.lower for token in doc] for doc in bounded.pipe(texts[i:i + 10])] for i in range(0, 200, 10)]
+    assert [doc for chunk in chunks for doc in chunk] == lowers
+    assert len(bounded._nlp.vocab) <= 2_000 + 10 * 60
