@@ -5,8 +5,9 @@
     WORKERS   worker processes, each with its own model and micro-batcher (default: one per core)
 
 and the settings of api/settings.py (LOG_FORMAT, LOG_QUERIES, REQUEST_TIMEOUT, MAX_BATCH_REQUESTS, HEAD_TIMEOUT,
-BODY_TIMEOUT, DRAIN_SECONDS). The HTTP protocol and its limits are api/protocol.py's; the workers, reloads
-(SIGHUP, ``python -m api.reload``) and the drain (SIGTERM) are api/supervisor.py's, for one worker as for many.
+BODY_TIMEOUT, DRAIN_SECONDS, EMBEDDING_CACHE_ENTRIES). The HTTP protocol and its limits are api/protocol.py's; the
+workers, reloads (SIGHUP, ``python -m api.reload``) and the drain (SIGTERM) are api/supervisor.py's, for one worker
+as for many.
 The socket is bound here, once: a port already taken, or a model refused by its checks, is reported in one line
 before any worker starts (exit 1, and STARTUP_FAILURE).
 """

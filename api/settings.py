@@ -14,6 +14,9 @@ Limits are constants (the OpenAPI document states them); operating settings come
     DRAIN_SECONDS     seconds ``/health`` answers 503 after SIGTERM while requests are still served, so a load
                       balancer stops sending (default 5; then GRACEFUL_SHUTDOWN_SECONDS for requests in flight:
                       35 s in all, so a stop timeout of STOP_TIMEOUT_SECONDS: ``docker run --stop-timeout``)
+    EMBEDDING_CACHE_ENTRIES  sentence embeddings one worker keeps in memory, the oldest forgotten first (default
+                      the cache's own, ``intent_lib.features.MEMORY_ENTRIES``: 100,000; what a full cache costs
+                      per worker is in docs/api-operations.md). 0 keeps none: every question is encoded
 """
 
 from __future__ import annotations
@@ -90,15 +93,20 @@ class Settings:
     head_timeout: float = 10.0
     body_timeout: float = 60.0
     drain_seconds: float = 5.0
+    embedding_cache_entries: int | None = None  # None: the cache's own bound
 
     @classmethod
     def from_env(cls) -> "Settings":
         log_format = os.environ.get("LOG_FORMAT", "text").strip().lower() or "text"
         if log_format not in {"text", "json"}:
             raise ValueError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        cache_entries = os.environ.get("EMBEDDING_CACHE_ENTRIES", "").strip()
+        if cache_entries and int(cache_entries) < 0:
+            raise ValueError(f"EMBEDDING_CACHE_ENTRIES must be 0 or more, got {cache_entries}")
         return cls(log_format=log_format, log_queries=_flag("LOG_QUERIES"),
                    request_timeout=float(os.environ.get("REQUEST_TIMEOUT") or cls.request_timeout),
                    max_batch_requests=int(os.environ.get("MAX_BATCH_REQUESTS") or cls.max_batch_requests),
                    head_timeout=float(os.environ.get("HEAD_TIMEOUT") or cls.head_timeout),
                    body_timeout=float(os.environ.get("BODY_TIMEOUT") or cls.body_timeout),
-                   drain_seconds=float(os.environ.get("DRAIN_SECONDS") or cls.drain_seconds))
+                   drain_seconds=float(os.environ.get("DRAIN_SECONDS") or cls.drain_seconds),
+                   embedding_cache_entries=int(cache_entries) if cache_entries else None)

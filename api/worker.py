@@ -34,6 +34,7 @@ from api.registry import Registry
 from api.service import ModelService
 from api.settings import GRACEFUL_SHUTDOWN_SECONDS, STARTUP_FAILURE, Settings
 from api.versions import sha12
+from intent_lib.features import EMBEDDINGS
 
 
 class DrainingServer(uvicorn.Server):
@@ -100,6 +101,8 @@ class Control:
 def main(argv: list[str]) -> int:
     socket_fd, report_fd, state_dir, model_path = int(argv[0]), int(argv[1]), Path(argv[2]), Path(argv[3])
     settings = Settings.from_env()
+    if settings.embedding_cache_entries is not None:
+        EMBEDDINGS.max_entries = settings.embedding_cache_entries
     # uvicorn re-raises the SIGTERM it handled once it has shut down gracefully: that is a clean exit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     app = create_app(model_path, settings, state_dir)
