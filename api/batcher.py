@@ -1,7 +1,8 @@
 """The scheduler that feeds the served model (api/service.py): ``MicroBatcher`` groups concurrent single questions
 into one call of the model, within a budget of questions and characters per call, and cuts big batches into chunks
 interleaved with them; a batch whose client has gone away stops at its next chunk. Each request's model time
-(the calls it was part of) is told to ``on_model_time`` (metrics).
+(the calls it was part of) is told to ``on_model_time`` (metrics); each call's answers and the questions left
+waiting go to api/metrics.py.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from typing import Any
 import anyio
 import msgspec.structs
 
+from api import metrics
 from api.answers import Prediction
 from api.errors import NotReady, Overloaded, ServiceError, ShuttingDown, TimedOut
 from api.service import ModelService
@@ -96,6 +98,7 @@ class MicroBatcher:
         self._batches: deque[_Batch] = deque()
         self._active_batches = 0
         self._batch_turn = False  # singles and batch chunks alternate while both wait
+        self._batch_rest = 0  # the questions after the chunk being predicted, of a batch out of the queue meanwhile
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -117,6 +120,7 @@ class MicroBatcher:
             raise NotReady()
         item = _Single(k, asyncio.get_running_loop().create_future(), query=query)
         self._singles.append(item)
+        self._observe_queue()
         self._wake.set()
         return await self._answer(item)
 
@@ -131,6 +135,7 @@ class MicroBatcher:
         self._active_batches += 1
         try:
             self._batches.append(item)
+            self._observe_queue()
             self._wake.set()
             return await self._answer(item)
         finally:
@@ -181,6 +186,7 @@ class MicroBatcher:
         items = self._next_singles()
         if not items:
             return
+        self._observe_queue()
         k = max(item.k for item in items)
         try:
             predictions = await self._call(items, [item.query for item in items], k)
@@ -198,11 +204,15 @@ class MicroBatcher:
             self._finish(batch, exc=ClientGone())
             return
         chunk = batch.next_chunk(self.chunk_questions, self.chunk_chars)
+        self._batch_rest = len(batch.queries) - len(batch.results) - len(chunk)
+        self._observe_queue()
         try:
             batch.results.extend(await self._call([batch], chunk, batch.k))
         except Exception as exc:  # noqa: BLE001 - handed to the waiting request
             self._finish(batch, exc=exc)
             return
+        finally:
+            self._batch_rest = 0
         if len(batch.results) == len(batch.queries):
             self._finish(batch, batch.results)
         else:
@@ -215,9 +225,10 @@ class MicroBatcher:
             self.on_call(len(queries))
         for item in items:
             item.started.set()
+        encoded = metrics.cache_encoded()
         start = time.perf_counter()
         try:
-            return await anyio.to_thread.run_sync(self.service.predict, queries, k)
+            predictions = await anyio.to_thread.run_sync(self.service.predict, queries, k)
         except asyncio.CancelledError:
             for item in items:
                 _settle(item.future, exc=ShuttingDown())
@@ -225,6 +236,14 @@ class MicroBatcher:
         finally:
             for item in items:
                 item.model_seconds += time.perf_counter() - start
+        metrics.observe_answers(predictions, encoded)
+        return predictions
+
+    def _observe_queue(self) -> None:
+        """Tell the metrics how many questions are queued for the model: the single questions and the batches'
+        questions not yet in a model call. A request that timed out stays queued until its turn drops it."""
+        metrics.observe_queue(len(self._singles) + self._batch_rest
+                              + sum(len(b.queries) - len(b.results) for b in self._batches))
 
     def _finish(self, item: _Request, result: Any = None, exc: BaseException | None = None) -> None:
         """Settle ``item`` and tell its model time."""

@@ -1,6 +1,8 @@
 """Metrics built at scrape time from what is live: the version in service and the server's processes.
 
-``ModelInfo`` names only the version in service (``posos_model_info``), whatever earlier workers reported.
+``ModelInfo`` names only the version in service (``posos_model_info``), whatever earlier workers reported, and
+gives its card's validation shares of unsure and out-of-scope answers (``posos_model_validation_share``), which
+deploy/prometheus/alerts.yml compares the served shares with.
 ``ProcessMetrics`` reads ``/proc/<pid>`` of the supervisor and of each live worker (the pids the supervisor
 lists in its state folder), one series per process labelled ``pid`` and ``role``: memory, CPU time, open files
 and start time, which prometheus_client's own process collector cannot give in multiprocess mode.
@@ -11,26 +13,37 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from api.registry import Registry
 from intent_lib.paths import SUPERVISOR_PID_FILE, WORKER_PIDS_FILE
+from intent_lib.reasons import NO_CONTENT, OUT_OF_SCOPE
+
+UNSURE = "unsure"  # the card's share of answers given any reason (intent_lib.reasons.reason_shares)
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 class ModelInfo(Collector):
-    def __init__(self, version: str | None) -> None:
-        self.version = version
+    def __init__(self, card: dict[str, Any] | None) -> None:
+        self.card = card or {}
 
     def collect(self) -> Iterator[Metric]:
         info = GaugeMetricFamily("posos_model_info", "The model version in service (value 1)", labels=["version"])
-        if self.version:
-            info.add_metric([self.version], 1)
+        if version := self.card.get("model_version"):
+            info.add_metric([str(version)], 1)
         yield info
+        shares = GaugeMetricFamily("posos_model_validation_share", "Share of the validation answers of the version "
+                                   "in service flagged unsure, or out of scope (reason out_of_scope or no_content), "
+                                   "from its card", labels=["flag"])
+        if rates := (self.card.get("uncertainty") or {}).get("validation_rates"):
+            shares.add_metric(["unsure"], rates[UNSURE])
+            shares.add_metric(["out_of_scope"], rates[OUT_OF_SCOPE] + rates[NO_CONTENT])
+        yield shares
 
 
 def pids(state_dir: Path) -> list[tuple[str, int]]:
@@ -79,7 +92,7 @@ class ProcessMetrics(Collector):
 def live_collectors(registry: Registry) -> list[Collector]:
     """What ``/metrics`` collects at scrape time: the version in service and, under the supervisor, the processes."""
     slot = registry.current()
-    live: list[Collector] = [ModelInfo(slot.model_version if slot else None)]
+    live: list[Collector] = [ModelInfo(slot.service.card if slot else None)]
     if registry.pointer is not None:  # a supervised worker: the supervisor lists the live processes in its folder
         live.append(ProcessMetrics(registry.pointer.path.parent))
     return live
