@@ -11,13 +11,22 @@ from collections import Counter
 import pytest
 from litestar.testing import TestClient
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from api.batcher import MicroBatcher
 from api.settings import Settings
 from intent_lib.features import EMBEDDINGS
 from tests.test_api import client, model_path  # noqa: F401 - fixtures
 from tests.test_api_hardening import GatedService
-from tests.test_prometheus import samples
+
+
+def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """An exposition's samples by name: (labels, value)."""
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return found
 
 
 def totals(client: TestClient) -> Counter[tuple[str, tuple[tuple[str, str], ...]]]:  # noqa: F811

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from posos_client.server import api_server, free_port, stop
 from tests.binaries import require
 from tests.test_api import client, model_path  # noqa: F401 - fixtures
+from tests.test_metrics_model import samples
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 RULES, RULE_TESTS, CONFIG = DEPLOY / "alerts.yml", DEPLOY / "alerts.test.yml", DEPLOY / "prometheus.yml"
@@ -67,15 +68,6 @@ def served(request: pytest.FixtureRequest, model_path: Path) -> Iterator[tuple[s
         for question in QUESTIONS:
             assert http.get(f"{url}/intent", params={"query": question}).status_code == 200
         yield url, workers
-
-
-def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
-    """An exposition's samples by name: (labels, value)."""
-    found: dict[str, list[tuple[dict[str, str], float]]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found.setdefault(sample.name, []).append((sample.labels, sample.value))
-    return found
 
 
 @pytest.mark.slow
@@ -141,7 +133,7 @@ def test_prometheus_scrapes_the_api_and_evaluates_the_rules(prometheus: str, ser
             try:
                 seen = {promql: query(http, prometheus, promql) for promql in wanted}
                 groups = http.get(f"{prometheus}/api/v1/rules").json()["data"]["groups"]
-            except httpx.TransportError:  # still starting
+            except (httpx.TransportError, ValueError):  # still starting: refused, or a 503 in plain text
                 seen, groups = {}, []
             rules = {rule["name"]: rule["health"] for group in groups for rule in group["rules"]}
             if seen == wanted and set(rules) == ALERTS and "unknown" not in rules.values():  # each rule evaluated
