@@ -135,7 +135,8 @@ async def version(request: Request, registry: NamedDependency[Registry]) -> dict
         return slot.service.card or {}
 
 
-@get("/metrics", summary="Prometheus metrics: requests by route and status, latency, model calls, model version",
+@get("/metrics", summary="Prometheus metrics: requests, latency, answers by intent and reason, confidence, queue, "
+                         "cache, processes, model version",
      media_type=metrics.CONTENT_TYPE, responses=error_responses(431))
 async def prometheus_metrics(registry: NamedDependency[Registry]) -> Response[bytes]:
     return Response(metrics.exposition(*live_collectors(registry)), media_type=metrics.CONTENT_TYPE)
