@@ -32,6 +32,7 @@ from api.openapi import error_responses
 from api.registry import Registry, Slot
 from api.schemas import NOT_BLANK, BatchRequest, BatchResponse, Health
 from api.settings import DEFAULT_TOP_K, MAX_BATCH, MAX_QUERY_CHARS, MAX_TOP_K, Settings
+from api.versions import registry_fields
 
 log = logging.getLogger("api")
 
@@ -132,7 +133,7 @@ async def health(registry: NamedDependency[Registry], draining: NamedDependency[
      responses=error_responses(431, 503))
 async def version(request: Request, registry: NamedDependency[Registry]) -> dict[str, Any]:
     async with _held(request, registry) as slot:
-        return slot.service.card or {}
+        return (slot.service.card or {}) | registry_fields(slot.service.path)
 
 
 @get("/metrics", summary="Prometheus metrics: requests, latency, answers by intent and reason, confidence, queue, "

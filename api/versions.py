@@ -3,19 +3,21 @@
 A version is named by its pickle's sha12 (the first 12 hex digits of the sha256 its card records). ``prepare``
 copies a model and its card into ``<state>/versions/<sha12>/`` and checks the copy (card, hash, library versions:
 ``load_checked`` without the unpickling, which the workers do), so what a worker loads later is the file that was
-checked, whatever happens meanwhile to ``MODEL_PATH``. ``InService`` is the pointer: one file holding the sha12,
-replaced atomically, read by the workers on every request.
+checked, whatever happens meanwhile to ``MODEL_PATH``; a model fetched from the model registry brings its record
+(``registry_fields``: name and version, which ``/version`` reports). ``InService`` is the pointer: one file holding
+the sha12, replaced atomically, read by the workers on every request.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from intent_lib.artefacts import ModelIntegrityError, check_file
-from intent_lib.paths import IN_SERVICE_FILE, MODEL_FILE, VERSIONS_DIR, card_path
+from intent_lib.paths import IN_SERVICE_FILE, MODEL_FILE, REGISTRY_RECORD_FILE, VERSIONS_DIR, card_path
 
 
 def sha12(card: dict) -> str:
@@ -37,7 +39,9 @@ def prepare(model_path: Path, state_dir: Path) -> Version:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=versions))
     copy = staging / MODEL_FILE
     try:
-        for source, target in ((card_path(model_path), card_path(copy)), (model_path, copy)):
+        origin = model_path.parent.resolve() / model_path.name  # one folder, even if a link moves meanwhile
+        for source, target in ((origin.with_name(REGISTRY_RECORD_FILE), copy.with_name(REGISTRY_RECORD_FILE)),
+                               (card_path(origin), card_path(copy)), (origin, copy)):
             if source.is_file():
                 shutil.copyfile(source, target)
         try:
@@ -50,6 +54,15 @@ def prepare(model_path: Path, state_dir: Path) -> Version:
         return Version(name, target / MODEL_FILE)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def registry_fields(model_path: Path) -> dict[str, dict]:
+    """``{"registry": {"name", "version", "run_id"}}`` for a copy fetched from the model registry (the record
+    ``intent_lib.model_registry`` writes beside it), else nothing."""
+    try:
+        return {"registry": json.loads(model_path.with_name(REGISTRY_RECORD_FILE).read_text(encoding="utf-8"))}
+    except (FileNotFoundError, ValueError):
+        return {}
 
 
 def discard(state_dir: Path, name: str) -> None:

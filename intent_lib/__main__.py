@@ -1,4 +1,4 @@
-"""Command line: ``python -m intent_lib train|tune|decrypt`` (what the Makefile and the images run).
+"""Command line: ``python -m intent_lib train|tune|decrypt|promote|fetch`` (what the Makefile and the images run).
 
 Heavy libraries (papermill, nbconvert, scikit-learn, spaCy) are imported only by the commands that run notebooks.
 """
@@ -55,7 +55,30 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("decrypt", help="decrypt DATA_ARCHIVE into data/ (passphrase from POSOS_PASSPHRASE[_FILE])",
                    description="Decrypt DATA_ARCHIVE into data/; the passphrase comes from POSOS_PASSPHRASE or "
                                "the file named by POSOS_PASSPHRASE_FILE, never from the command line.")
+    promote = sub.add_parser("promote", help="give a registered version of the model the alias champion",
+                             description="Give version VERSION of the registered model the alias champion.")
+    promote.add_argument("version", metavar="VERSION")
+    fetch = sub.add_parser("fetch", help="fetch a registered version for the API and print its model path",
+                           description="Download a registered version (models:/NAME/VERSION or models:/NAME@ALIAS) "
+                                       "into the registry's model folders, check it, and print its pickle's path.")
+    fetch.add_argument("uri", metavar="MODEL")
+    fetch.add_argument("--port", type=int, help="also point the link of the API server on PORT at it, and print "
+                                                "the path through that link (what make api and make reload serve)")
     return parser
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from intent_lib import model_registry
+
+    root = project_root()
+    if args.command == "promote":
+        print(model_registry.promote(root, args.version))
+        return 0
+    path = model_registry.fetch(root, args.uri)
+    if args.port is not None:
+        path = model_registry.link(root, path, args.port)
+    print(path.relative_to(root) if path.is_relative_to(root) else path)
+    return 0
 
 
 def _demo_warning(banner: str) -> None:
@@ -83,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
         pipeline.check_overrides(declared, parameters)
         with tracking.tracked_run(root, wanted=args.command == "train") as tracked:
             if tracked is not None:
-                from intent_lib import baseline
+                from intent_lib import baseline, model_registry
 
                 baseline.check_choice(tracked)
             dataset = data.prepare_dataset(root) if TRAIN_NOTEBOOKS[0] in names else None
@@ -95,12 +118,15 @@ def _run(args: argparse.Namespace) -> int:
                 steps = {step.name: "ran" for step in run.steps} | {name: "reused" for name in run.reused}
                 tracking.finish_run(tracked, steps, declared, parameters)
                 comparison = baseline.compare_with_baseline(tracked)
+                registered = model_registry.register(tracked)
     except pipeline.PipelineError as exc:
         logging.error("%s", exc)
         return 1
     logging.info("reports: %s", root / REPORTS_DIR / INDEX_FILE)
     if tracked is not None:
         print(comparison)
+        if registered:
+            print(registered)
     if args.command == "tune":
         from intent_lib.best_params import summary_text
         from intent_lib.files import read_json
@@ -123,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     from intent_lib.tracking import TrackingError
 
     try:
+        if args.command in ("promote", "fetch"):
+            return _registry(args)
         return _decrypt() if args.command == "decrypt" else _run(args)
     except (ArchiveError, DataError, ModelIntegrityError, TrackingError, ValueError) as exc:
         logging.error("%s", exc)

@@ -22,13 +22,11 @@ from intent_lib.files import write_json
 from intent_lib import paths
 from intent_lib.paths import COMPARISON_PATH, PROCESSED_DIR, VALIDATION_PREDICTIONS_FILE
 from intent_lib.split import Split
-from intent_lib.tracking import (EXPERIMENT, PREDICTIONS_DIR, REPORTS_ARTIFACTS_DIR, TrackedRun, TrackingError,
-                                 log_figures)
+from intent_lib.model_registry import CHAMPION, REGISTERED_MODEL
+from intent_lib.tracking import PREDICTIONS_DIR, REPORTS_ARTIFACTS_DIR, TrackedRun, TrackingError, log_figures
 from intent_lib.predictions import StalePredictionsError, load_predictions
 
 BASELINE_ENV = "BASELINE"
-CHAMPION = "champion"  # the registry alias
-REGISTERED_MODEL = EXPERIMENT
 SPLIT_TAGS = ("split_train_sha256", "split_val_sha256")
 
 

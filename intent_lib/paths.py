@@ -43,6 +43,11 @@ MODELS_DIR = Path("models")
 MODEL_FILE = "intent_model.pkl"
 CARD_FILE = "model_card.json"
 MODEL_PATH = MODELS_DIR / MODEL_FILE
+# models/registry/: versions fetched from the model registry (intent_lib/model_registry.py) for the API, one folder
+# each, <name>/<version>/, holding the pickle, its card and REGISTRY_RECORD_FILE (which registered version it is);
+# and per API port a link, port-<port>, to the version that server loads when it starts and when it reloads.
+REGISTRY_MODELS_DIR = MODELS_DIR / "registry"
+REGISTRY_RECORD_FILE = "registry.json"
 
 # state/: what training keeps between runs and the API never reads (the trainer container mounts it).
 STATE_DIR = Path("state")
@@ -143,6 +148,16 @@ def validation_predictions_path(predictions_dir: str | os.PathLike[str]) -> Path
 def held_out_predictions_path(predictions_dir: str | os.PathLike[str]) -> Path:
     """Every labelled row's probabilities from a model that never saw it (02_train, for 06) in a predictions folder."""
     return Path(predictions_dir) / HELD_OUT_PREDICTIONS_FILE
+
+
+def registry_model_path(name: str, version: str | int) -> Path:
+    """Where version ``version`` of the registered model ``name`` is fetched for the API."""
+    return REGISTRY_MODELS_DIR / name / str(version) / MODEL_FILE
+
+
+def registry_link(port: int) -> Path:
+    """The link to the registered version that the API server on ``port`` serves (``make api MODEL=...``)."""
+    return REGISTRY_MODELS_DIR / f"port-{port}"
 
 
 def server_state_dir(port: int) -> Path:

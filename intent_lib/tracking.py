@@ -97,11 +97,15 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_shown(first)[:200]}"
 
 
-def open_run(root: Path) -> TrackedRun | None:
-    """Start this train run's MLflow run (None when tracking is off); ``TrackingError`` if the store fails."""
-    (root / COMPARISON_PATH).unlink(missing_ok=True)  # it described an earlier run
-    if not enabled():
-        return None
+def store_error(uri: str, started: float, exc: BaseException) -> TrackingError:
+    """The one line for a store that failed to answer."""
+    return TrackingError(f"tracking store {_shown(uri)} failed after {time.perf_counter() - started:.0f} s "
+                         f"({_one_line(exc)}): start it, set {URI_ENV} to one that answers, or set "
+                         f"{TRACKING_ENV}=off")
+
+
+def connect(root: Path) -> "MlflowClient":
+    """A client of the store (``tracking_uri``), which answered once; ``TrackingError`` in one line if it fails."""
     quiet_environment()
     uri = tracking_uri(root)
     started = time.perf_counter()
@@ -111,14 +115,27 @@ def open_run(root: Path) -> TrackedRun | None:
         if location := artifact_location(uri):
             Path(location).parent.mkdir(parents=True, exist_ok=True)
         client = MlflowClient(tracking_uri=uri)
+        client.get_experiment_by_name(EXPERIMENT)
+    except Exception as exc:  # noqa: BLE001 - any failure of the store means the same thing to the user
+        raise store_error(uri, started, exc) from exc
+    return client
+
+
+def open_run(root: Path) -> TrackedRun | None:
+    """Start this train run's MLflow run (None when tracking is off); ``TrackingError`` if the store fails."""
+    (root / COMPARISON_PATH).unlink(missing_ok=True)  # it described an earlier run
+    if not enabled():
+        return None
+    client = connect(root)
+    uri = tracking_uri(root)
+    started = time.perf_counter()
+    try:
         experiment = client.get_experiment_by_name(EXPERIMENT)
         experiment_id = (experiment.experiment_id if experiment is not None
                          else client.create_experiment(EXPERIMENT, artifact_location=artifact_location(uri)))
         run = client.create_run(experiment_id, tags={"command": "train"})
     except Exception as exc:  # noqa: BLE001 - any failure of the store means the same thing to the user
-        raise TrackingError(f"tracking store {_shown(uri)} failed after {time.perf_counter() - started:.0f} s "
-                            f"({_one_line(exc)}): start it, set {URI_ENV} to one that answers, or set "
-                            f"{TRACKING_ENV}=off") from exc
+        raise store_error(uri, started, exc) from exc
     log.info("tracking run %s in %s", run.info.run_id, _shown(uri))
     return TrackedRun(client, run.info.run_id, experiment_id, root)
 

@@ -11,6 +11,11 @@ API_URL ?= http://localhost:$(PORT)
 API_IMAGE ?= posos-intent-api:latest
 API_CONTAINER ?= posos-intent-api
 MODEL_DIR ?= models
+# MODEL: a registered version to serve instead of MODEL_DIR's model (models:/posos-intent@champion,
+# models:/posos-intent/3). It is fetched in .venv (which has MLflow; the API has not) into models/registry/, checked,
+# and served through the port's link there, which `make reload MODEL=...` moves to another version.
+MODEL ?=
+FETCH = $(PY) -m intent_lib fetch "$(MODEL)"
 TEST_ARGS ?=
 BENCH_API_ARGS ?=
 BENCH_LOAD_ARGS ?=
@@ -27,25 +32,29 @@ api-image: ## Build the API image (api.Dockerfile)
 	$(DOCKER) build -f api.Dockerfile -t $(API_IMAGE) .
 
 ifeq ($(RUNTIME),docker)
-api: api-image ## Serve the model on HOST:PORT (127.0.0.1:4002; WORKERS=one per core) from the image or .venv
+api: api-image $(if $(MODEL),$(VENV)/.installed) ## Serve the model on HOST:PORT (127.0.0.1:4002; WORKERS=one per core; MODEL=models:/posos-intent@champion: a registered version) from the image or .venv
+	$(if $(MODEL),model=$$($(FETCH) --port $(PORT)) || exit 1;) \
 	$(DOCKER) run --rm --name $(API_CONTAINER) --stop-timeout $(STOP_TIMEOUT) -p $(HOST):$(PORT):4002 \
-	  $(if $(WORKERS),-e WORKERS=$(WORKERS)) -e LOG_FORMAT -e LOG_QUERIES -e DRAIN_SECONDS -v "$(abspath $(MODEL_DIR)):/app/models:ro" $(API_IMAGE)
+	  $(if $(WORKERS),-e WORKERS=$(WORKERS)) -e LOG_FORMAT -e LOG_QUERIES -e DRAIN_SECONDS \
+	  $(if $(MODEL),-v "$(CURDIR)/models:/app/models:ro" -e MODEL_PATH="/app/$$model",-v "$(abspath $(MODEL_DIR)):/app/models:ro") $(API_IMAGE)
 else
 api: $(VENV)/.installed
-	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) \
+	$(if $(MODEL),model=$$($(FETCH) --port $(PORT)) || exit 1;) \
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(if $(MODEL),MODEL_PATH="$$model") \
 	  $(PY) -m api.serve
 endif
 
 ifeq ($(RUNTIME),docker)
-reload: ## Roll out the model now in MODEL_DIR to the running API (a new version is checked, loaded, then switched)
-	$(DOCKER) kill -s HUP $(API_CONTAINER)
+reload: $(if $(MODEL),$(VENV)/.installed) ## Roll out the model now in MODEL_DIR to the running API (a new version is checked, loaded, then switched); MODEL=models:/posos-intent/1: that registered version (rollback)
+	$(if $(MODEL),$(FETCH) --port $(PORT) >/dev/null &&) $(DOCKER) kill -s HUP $(API_CONTAINER)
 else
 reload: $(VENV)/.installed
-	PORT=$(PORT) $(PY) -m api.reload
+	$(if $(MODEL),$(FETCH) --port $(PORT) >/dev/null &&) PORT=$(PORT) $(PY) -m api.reload
 endif
 
-test: $(VENV)/.installed ## Classify the test questions through the API at API_URL (starts one if none answers) into the submission CSV
-	$(PY) -m posos_client.submit --url "$(API_URL)" $(TEST_ARGS)
+test: $(VENV)/.installed ## Classify the test questions through the API at API_URL (starts one if none answers) into the submission CSV (MODEL=models:/...: check that it serves that registered version)
+	$(if $(MODEL),model=$$($(FETCH)) || exit 1;) \
+	$(PY) -m posos_client.submit --url "$(API_URL)" $(if $(MODEL),--model "$$model") $(TEST_ARGS)
 
 bench-api: $(VENV)/.installed ## API benchmark: GET latency p50/p95/p99 and throughput at concurrency 1/8/32, batch throughput
 	$(PY) bench/bench_api.py --url "$(API_URL)" $(BENCH_API_ARGS)

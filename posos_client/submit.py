@@ -8,9 +8,10 @@ Questions go to ``POST /intent`` in batches, ``--concurrency`` at a time so that
 challenge's submission format. ``--unsure`` also writes a second file (default
 ``reports/predictions_test_unsure.csv``) with a third column ``unsure``, 1 when the model flagged its answer unsure.
 When nothing answers at the URL (and it is this machine), ``python -m api.serve`` is started for the run and stopped
-after it. Before any question is sent, the server's model must be the local one (the sha256 of ``/version``
-against the card beside ``--model``) unless ``--accept-any-model``. Any failed request stops the run with a
-non-zero exit and the reason.
+after it. Before any question is sent, the server's model must be the expected one (the sha256 of ``/version``
+against the card beside ``--model``; without ``--model``, the card of the version the server says it serves: a
+registry version's fetched copy when ``/version`` names one, else models/'s) unless ``--accept-any-model``. Any
+failed request stops the run with a non-zero exit and the reason.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from api.settings import MAX_BATCH
 from intent_lib.artefacts import ModelIntegrityError, read_checked_card
 from intent_lib.data import DEMO_DIR, DataError, load_questions
 from intent_lib.paths import (MODEL_FILE, MODEL_PATH, PREDICTIONS_PATH, TEST_INPUTS, TEST_INPUTS_PATH,
-                              UNSURE_PREDICTIONS_PATH, resolve)
+                              UNSURE_PREDICTIONS_PATH, registry_model_path, resolve)
 from posos_client.server import LOOPBACK, ServerError, health, local_server, wait_healthy
 
 DEFAULT_URL = "http://localhost:4002"
@@ -65,9 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="wait up to this many seconds for the API to become healthy (e.g. a starting container)")
     parser.add_argument("--no-start", action="store_true", help="never start a local server; fail if none answers")
     parser.add_argument("--start-timeout", type=float, default=120.0, help="seconds to wait for a started server")
-    parser.add_argument("--model", default=os.environ.get("MODEL_PATH") or str(MODEL_PATH),
+    parser.add_argument("--model", default=os.environ.get("MODEL_PATH"),
                         help="the model the server must serve, a pickle or its folder (its card's sha256 is compared "
-                             "with /version; env MODEL_PATH; default %(default)s); also what a started server loads")
+                             "with /version; env MODEL_PATH; default: the fetched copy of the registry version "
+                             f"/version names, else {MODEL_PATH}); also what a started server loads")
     parser.add_argument("--accept-any-model", action="store_true",
                         help="classify with whatever model the server has, even another than --model")
     args = parser.parse_args(argv)
@@ -76,9 +78,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.concurrency < 1:
         parser.error("--concurrency must be at least 1")
     args.url = args.url.rstrip("/")
-    args.model = resolve(args.model)
-    if args.model.is_dir():
-        args.model = args.model / MODEL_FILE
+    if args.model is not None:
+        args.model = resolve(args.model)
+        if args.model.is_dir():
+            args.model = args.model / MODEL_FILE
     return args
 
 
@@ -140,8 +143,31 @@ def api_available(args: argparse.Namespace, client: httpx.Client) -> Iterator[No
     raise ClientError(f"the API at {args.url} is not ready: GET /health answers {status}.")
 
 
-def check_model(client: httpx.Client, url: str, model: Path, accept_any: bool) -> None:
-    """Refuse a server whose model is not ``model`` (sha256 of ``/version`` against the local card)."""
+def served_card(client: httpx.Client, url: str) -> dict:
+    """The server's ``/version`` (its model card, and the registry version it came from), {} when unreadable."""
+    try:
+        served = client.get(f"{url}/version", timeout=10.0).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return served if isinstance(served, dict) else {}
+
+
+def expected_model(model: Path | None, served: dict) -> Path:
+    """``model`` when given, else the model the server says it serves: the fetched copy of its registry version
+    (``make api MODEL=models:/...`` fetched it), or models/'s."""
+    if model is not None:
+        return model
+    registry = served.get("registry")
+    if isinstance(registry, dict) and registry.get("name") and registry.get("version"):
+        return resolve(registry_model_path(str(registry["name"]), str(registry["version"])))
+    return resolve(MODEL_PATH)
+
+
+def check_model(client: httpx.Client, url: str, model: Path | None, accept_any: bool) -> None:
+    """Refuse a server whose model is not the expected one (sha256 of ``/version`` against ``expected_model``'s
+    card)."""
+    served = served_card(client, url)
+    model = expected_model(model, served)
     try:
         expected = read_checked_card(model)["model_sha256"]
     except ModelIntegrityError as exc:
@@ -149,14 +175,11 @@ def check_model(client: httpx.Client, url: str, model: Path, accept_any: bool) -
             return
         raise ClientError(f"cannot check which model the API serves: {exc} Pass --accept-any-model (TEST_ARGS) "
                           "to classify with the server's model anyway.") from None
-    try:
-        served = client.get(f"{url}/version", timeout=10.0).json().get("model_sha256")
-    except (httpx.HTTPError, ValueError, AttributeError):
-        served = None
-    if served == expected:
+    if served.get("model_sha256") == expected:
         return
-    message = (f"the API at {url} serves model {str(served)[:12]}…, not {model} ({expected[:12]}…): another "
-               "server may hold the port. Stop it, set API_URL, or pass --accept-any-model to use its model.")
+    message = (f"the API at {url} serves model {str(served.get('model_sha256'))[:12]}…, not {model} "
+               f"({expected[:12]}…): another server may hold the port. Stop it, set API_URL, or pass "
+               "--accept-any-model to use its model.")
     if not accept_any:
         raise ClientError(message)
     print(f"warning: {message}", file=sys.stderr)
