@@ -9,6 +9,7 @@ RUNS_ARTIFACT_ROOT = $(shell python3 -c 'from intent_lib.tracking import artifac
 .PHONY: runs promote
 
 runs: $(VENV)/.installed ## Browse the tracked runs (metrics, parameters, comparisons) in the MLflow UI on 127.0.0.1:RUNS_PORT (5000)
+	@case "$(RUNS_URI)" in http://*|https://*) echo "runs: MLFLOW_TRACKING_URI names a tracking server: its UI is at that address."; exit 0;; esac; \
 	$(VENV)/bin/mlflow server --backend-store-uri "$(RUNS_URI)" \
 	  $(if $(RUNS_ARTIFACT_ROOT),--default-artifact-root "$(RUNS_ARTIFACT_ROOT)") \
 	  --host 127.0.0.1 --port $(RUNS_PORT) --workers 1 $(RUNS_ARGS)
