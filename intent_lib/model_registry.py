@@ -86,7 +86,7 @@ def _versions_known(client: "MlflowClient", name: str) -> str:
     """``versions 1, 2, 3; champion = 2``: what the registry holds, for an error message."""
     versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
     if not versions:
-        return f"no version of {name} is registered yet (make train registers one)"
+        return f"no version of {name} is registered yet: make train registers one"
     aliases = [f"{alias} = {v.version}" for v in versions for alias in v.aliases]
     return f"{name} has versions {', '.join(str(v.version) for v in versions)}" + (
         f"; {', '.join(aliases)}" if aliases else "; no alias")
@@ -99,7 +99,7 @@ def _call(root: Path, client: "MlflowClient", what: str, call: Any, *args: Any) 
         return call(*args)
     except Exception as exc:  # noqa: BLE001 - MlflowException for an unknown name, anything else from the store
         if getattr(exc, "error_code", None) not in _NOT_FOUND:
-            raise store_error(tracking_uri(root), started, exc) from exc
+            raise store_error(tracking_uri(root), started, exc, train=False) from exc
         raise TrackingError(f"{what}: no such version in the registry ({_versions_known(client, args[0])})") \
             from None
 
@@ -110,7 +110,7 @@ def resolve(root: Path, uri: str, client: "MlflowClient | None" = None) -> Any:
     if match is None:
         raise TrackingError(f"MODEL={uri}: expected models:/{REGISTERED_MODEL}/<version> or "
                             f"models:/{REGISTERED_MODEL}@<alias>, e.g. models:/{REGISTERED_MODEL}@{CHAMPION}")
-    client = client or connect(root)
+    client = client or connect(root, train=False)
     name, number, alias = match["name"], match["version"], match["alias"]
     if number:
         return _call(root, client, uri, client.get_model_version, name, number)
@@ -119,7 +119,7 @@ def resolve(root: Path, uri: str, client: "MlflowClient | None" = None) -> Any:
 
 def promote(root: Path, version: str) -> str:
     """Give ``version`` the alias ``champion``; the console line."""
-    client = connect(root)
+    client = connect(root, train=False)
     what = f"VERSION={version}"
     if not version.strip().isdigit():
         raise TrackingError(f"{what}: a version number is expected, e.g. make promote VERSION=1")
@@ -140,7 +140,7 @@ def _checked(folder: Path, expected_sha: str | None) -> bool:
 def fetch(root: Path, uri: str) -> Path:
     """The pickle of the version ``uri`` names, in ``models/registry/<name>/<version>/`` (downloaded unless an
     intact copy is there), checked against its card and the registered sha256."""
-    client = connect(root)
+    client = connect(root, train=False)
     version = resolve(root, uri, client)
     record = Record.of(version)
     target = (root / registry_model_path(record.name, record.version)).parent
@@ -153,7 +153,7 @@ def fetch(root: Path, uri: str) -> Path:
             try:
                 folder = Path(client.download_artifacts(record.run_id, MODEL_DIR, str(staging)))
             except Exception as exc:  # noqa: BLE001 - the store or its artefact folder failed
-                raise store_error(tracking_uri(root), started, exc) from exc
+                raise store_error(tracking_uri(root), started, exc, train=False) from exc
             try:
                 card = check_file(folder / MODEL_FILE)
             except ModelIntegrityError as exc:

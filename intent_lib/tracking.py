@@ -97,15 +97,16 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {_shown(first)[:200]}"
 
 
-def store_error(uri: str, started: float, exc: BaseException) -> TrackingError:
-    """The one line for a store that failed to answer."""
+def store_error(uri: str, started: float, exc: BaseException, train: bool = True) -> TrackingError:
+    """The one line for a store that failed to answer (a train run can also go without it)."""
+    remedy = f"set {URI_ENV} to one that answers" + (f", or set {TRACKING_ENV}=off" if train else "")
     return TrackingError(f"tracking store {_shown(uri)} failed after {time.perf_counter() - started:.0f} s "
-                         f"({_one_line(exc)}): start it, set {URI_ENV} to one that answers, or set "
-                         f"{TRACKING_ENV}=off")
+                         f"({_one_line(exc)}): start it, {remedy}")
 
 
-def connect(root: Path) -> "MlflowClient":
-    """A client of the store (``tracking_uri``), which answered once; ``TrackingError`` in one line if it fails."""
+def connect(root: Path, train: bool = True) -> "MlflowClient":
+    """A client of the store (``tracking_uri``), which answered once; ``TrackingError`` in one line if it fails
+    (``train``: for a train run, which ``TRACKING=off`` runs without it)."""
     quiet_environment()
     uri = tracking_uri(root)
     started = time.perf_counter()
@@ -117,7 +118,7 @@ def connect(root: Path) -> "MlflowClient":
         client = MlflowClient(tracking_uri=uri)
         client.get_experiment_by_name(EXPERIMENT)
     except Exception as exc:  # noqa: BLE001 - any failure of the store means the same thing to the user
-        raise store_error(uri, started, exc) from exc
+        raise store_error(uri, started, exc, train) from exc
     return client
 
 

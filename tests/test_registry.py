@@ -183,6 +183,7 @@ def test_the_commands_fail_in_one_line(root: Path, registry: dict) -> None:
         run = cli(root, *args, **env)
         lines = [line for line in run.stderr.splitlines() if line.strip()]
         assert run.returncode == 1 and len(lines) == 1 and expected in lines[0], run.stderr
+        assert "TRACKING=off" not in lines[0]  # that remedy is a train run's
         assert time.monotonic() - started < 60  # MLflow's own retries would take minutes
     run = cli(root, "fetch", f"models:/{NAME}/2", "--port", "4999")
     assert run.returncode == 0 and run.stdout.strip() == str(registry_link(4999) / MODEL_FILE), run.stderr
