@@ -119,17 +119,19 @@ def resolve(root: Path, uri: str, client: "MlflowClient | None" = None) -> Any:
 
 def promote(root: Path, version: str) -> str:
     """Give ``version`` the alias ``champion``; the console line."""
-    client = connect(root, train=False)
-    what = f"VERSION={version}"
-    if not version.strip().isdigit():
+    number, what = version.strip(), f"VERSION={version}"
+    if not number.isdigit():
         raise TrackingError(f"{what}: a version number is expected, e.g. make promote VERSION=1")
-    _call(root, client, what, client.get_model_version, REGISTERED_MODEL, version.strip())
-    _call(root, client, what, client.set_registered_model_alias, REGISTERED_MODEL, CHAMPION, version.strip())
-    return f"{REGISTERED_MODEL} version {version.strip()} is the {CHAMPION} (models:/{REGISTERED_MODEL}@{CHAMPION})"
+    client = connect(root, train=False)
+    _call(root, client, what, client.get_model_version, REGISTERED_MODEL, number)
+    _call(root, client, what, client.set_registered_model_alias, REGISTERED_MODEL, CHAMPION, number)
+    return f"{REGISTERED_MODEL} version {number} is the {CHAMPION} (models:/{REGISTERED_MODEL}@{CHAMPION})"
 
 
 def _checked(folder: Path, expected_sha: str | None) -> bool:
-    """Whether ``folder`` holds a model that passes the file checks and has the registered sha256."""
+    """Whether ``folder`` holds a model that passes the file checks and has the registered sha256, and its record."""
+    if not (folder / REGISTRY_RECORD_FILE).is_file():
+        return False
     try:
         card = check_file(folder / MODEL_FILE)
     except ModelIntegrityError:
