@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -24,10 +25,11 @@ from intent_lib.files import read_json
 from intent_lib.model_registry import CHAMPION, REGISTERED_MODEL, SHA_TAG, VERSION_TAG
 from intent_lib.paths import METRICS_PATH, MODEL_PATH, PROCESSED_DIR, SPLIT_META, TEST_INPUTS, card_path
 from intent_lib.tracking import EXPERIMENT
-from posos_client.server import free_port, wait_healthy
+from posos_client.server import free_port, health, wait_healthy
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER_ENV = "POSOS_TEST_MLFLOW_URL"
+START_SECONDS = 300  # the server's start on a busy machine
 STEPS = ("01_split", "02_train", "03_evaluate")  # enough for a registered model and its figures: CI stays lean
 pytestmark = pytest.mark.slow
 
@@ -39,6 +41,11 @@ def server_url() -> str:
         if os.environ.get("CI"):
             pytest.fail(f"{SERVER_ENV} is not set: .ci/run starts the MLflow server these tests need")
         pytest.skip(f"{SERVER_ENV} names no MLflow server (CI starts one)")
+    with httpx.Client() as client:  # CI starts it while the suite runs
+        deadline = time.monotonic() + START_SECONDS
+        while health(client, url) != 200:
+            assert time.monotonic() < deadline, f"no MLflow server answers at {url} (CI's log: /tmp/ci-mlflow.log)"
+            time.sleep(1)
     return url
 
 
