@@ -87,7 +87,7 @@ def _versions_known(client: "MlflowClient", name: str) -> str:
     versions = sorted(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
     if not versions:
         return f"no version of {name} is registered yet: make train registers one"
-    aliases = [f"{alias} = {v.version}" for v in versions for alias in v.aliases]
+    aliases = [f"{alias} = {number}" for alias, number in client.get_registered_model(name).aliases.items()]
     return f"{name} has versions {', '.join(str(v.version) for v in versions)}" + (
         f"; {', '.join(aliases)}" if aliases else "; no alias")
 

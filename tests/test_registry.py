@@ -98,6 +98,8 @@ def test_promote_sets_the_champion_which_a_baseline_and_a_fetch_can_name(
     assert line.startswith(f"vs run {registry['1'][0]}:")
     model_registry.promote(root, "2")
     assert model_registry.resolve(root, f"models:/{NAME}@champion").version == 2
+    with pytest.raises(tracking.TrackingError, match=f"\\({NAME} has versions 1, 2; champion = 2\\)$"):
+        model_registry.fetch(root, f"models:/{NAME}/3")
 
 
 @pytest.mark.parametrize("call, message", [
