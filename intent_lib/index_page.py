@@ -48,6 +48,11 @@ def _e(text: Any) -> str:
     return html.escape(str(text))
 
 
+def _utc(iso: str) -> str:
+    """``2026-01-02 09:00:00`` from an ISO time in UTC."""
+    return iso.replace("T", " ").removesuffix("+00:00")
+
+
 def _table(header: list[str], rows: list[list[str]], numeric_columns: set[int]) -> str:
     """A table; ``numeric_columns`` (positions) are aligned right, header and cells, the text left."""
     def cell(tag: str, i: int, content: str) -> str:
@@ -60,7 +65,7 @@ def _table(header: list[str], rows: list[list[str]], numeric_columns: set[int]) 
 def steps_table(rows: list[StepRow]) -> str:
     took = lambda s: "" if s is None else f"{s:.0f} s"  # noqa: E731
     return _table(["step", "this run", "last ran (UTC)", "inputs sha256", "took"],
-                  [[f'<a href="{_e(r.name)}.html">{_e(r.name)}</a>', _e(r.status), _e(r.ran_at),
+                  [[f'<a href="{_e(r.name)}.html">{_e(r.name)}</a>', _e(r.status), _e(_utc(r.ran_at)),
                     f"<code>{_e(r.inputs_sha256[:12])}…</code>" if r.inputs_sha256 else "not stamped",
                     took(r.seconds)] for r in rows], {4})
 
@@ -106,7 +111,7 @@ def page(*, dataset: str, demo_banner: str | None, commit: str, started: str, st
     ran = [s.name for s in steps if s.status == "ran"]
     reused = [s.name for s in steps if s.status == "reused"]
     banner = f'<div style="{DEMO_STYLE}">⚠ {_e(demo_banner)}</div>' if demo_banner else ""
-    this_run = (f"This run (started {_e(started)}, git commit <code>{_e(commit)}</code>) ran "
+    this_run = (f"This run (started {_e(_utc(started))} UTC, git commit <code>{_e(commit)}</code>) ran "
                 f"{', '.join(ran) or 'no step'}" + (f" and reused {', '.join(reused)}" if reused else "") + ".")
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>posos-intent reports</title>"
             f"<style>{STYLE}</style></head><body>{banner}<h1>posos-intent reports</h1>"

@@ -67,8 +67,8 @@ def test_the_index_says_what_each_step_did_when_and_how_long_styled_like_the_rep
     page = write_index(run).read_text(encoding="utf-8")
     rows = re.findall(r"<tr><td><a href=\"(\w+)\.html\">\w+</a></td><td>([^<]+)</td><td>([^<]+)</td>"
                       r"<td>(.*?)</td><td class=\"num\">([^<]*)</td></tr>", page)
-    assert [r[:3] for r in rows] == [("01_split", "ran", "2026-01-02T09:00:00+00:00"),
-                                     ("02_train", "reused", "2026-01-01T08:00:00+00:00"),
+    assert [r[:3] for r in rows] == [("01_split", "ran", "2026-01-02 09:00:00"),
+                                     ("02_train", "reused", "2026-01-01 08:00:00"),
                                      ("03_evaluate", "not in this run", rows[2][2])]
     assert [r[4] for r in rows] == ["8 s", "61 s", ""]
     assert re.fullmatch(r"<code>[0-9a-f]{12}…</code>", rows[0][3]) and rows[2][3] == "not stamped"
