@@ -30,6 +30,7 @@ VALIDATION = ("accuracy", "f1_macro", "ece", "n", "answered_share", "answered_ac
 SCOPE = ("threshold", "k", "flagged_share", "oof_rate", "validation_rate", "test_rate", "test_questions",
          "own_set_caught", "own_set_questions", "own_set_caught_by_kind")
 EMBEDDING_BYTES = 512 * 2  # a reference question in the pickle: 512 float16 numbers
+SHARE_MIN_QUESTIONS = 10  # intents ranked by their share of likely label errors have at least this many questions
 
 
 def _now() -> str:
@@ -95,12 +96,14 @@ def _data_quality(root: Path, card: dict[str, Any]) -> dict[str, Any]:
     """Counts, intents and flag names only: the record's example questions and groups stay out."""
     record = read_json(root / DATA_QUALITY_PATH)
     per_intent = record["label_issues"]["per_intent"]
-    share = sorted((r for r in per_intent if r["questions"] >= 10), key=lambda r: -r["issues"] / r["questions"])
+    share = sorted((r for r in per_intent if r["questions"] >= SHARE_MIN_QUESTIONS),
+                   key=lambda r: -r["issues"] / r["questions"])
     return {"source": _provenance(card, root, "06_data_quality"),
             "labelled_questions": record["labelled_questions"],
             "issues": record["label_issues"]["count"],
             "most_issues": [_pick(r, ("intent", "issues")) for r in per_intent[:4]],
             "highest_shares": [{"intent": r["intent"], "share": r["issues"] / r["questions"]} for r in share[:5]],
+            "share_min_questions": SHARE_MIN_QUESTIONS,
             "pairs": [_pick(r, ("given", "suggested", "issues")) for r in record["label_issues"]["pairs"][:5]],
             "duplicates": record["duplicates"]["counts"],
             "test_questions": record["test"]["questions"],

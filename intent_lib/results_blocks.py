@@ -6,8 +6,8 @@ A block sits between two markers, spaCy's ``project document`` style::
     (generated: the template paths.RESULTS_BLOCKS_DIR/name.md.j2 rendered with the snapshot's sections)
     <!-- RESULTS:name END -->
 
-A template starts with ``{{ source("section") }}``: the line naming the run its figures come from (commit, dataset
-hash, date). A *figure* is a measured number: one with decimals, a percentage, a duration or a size. Code spans,
+A template starts with ``{{ source("section", ...) }}``: the line naming the run its figures come from (commit,
+dataset hash, date). A *figure* is a measured number: one with decimals, a percentage, a duration or a size. Code spans,
 fenced code and HTML comments are not read; a deliberate literal (a default, a limit, a version) is allowed by a
 comment on its line that names it: ``<!-- literal: 3.11, 90% -->``.
 """
@@ -15,6 +15,7 @@ comment on its line that names it: ``<!-- literal: 3.11, 90% -->``.
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ FIGURE = re.compile(r"""(?<![\w.,])(
     | \d+\.\d+                                                             # 0.723
     )(?![\w.])""", re.X)
 LITERAL = re.compile(r"<!--\s*literal:\s*(?P<items>.*?)\s*-->")
-NOT_PROSE = re.compile(r"```.*?```|`[^`\n]*`|<!--.*?-->", re.S)
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+COMMENT = re.compile(r"<!--.*?-->")
+WIDTH = 118  # generated prose is wrapped like the pages' own
 
 
 class BlockError(ValueError):
@@ -55,8 +58,8 @@ def count(value: int) -> str:
 
 
 def interval(figure: dict[str, float], digits: int = 3) -> str:
-    """``0.723 [0.699, 0.745]`` from ``{"point", "low", "high"}``."""
-    return f"{num(figure['point'], digits)} [{num(figure['low'], digits)}, {num(figure['high'], digits)}]"
+    """``0.723 [0.699, 0.745]`` from ``{"point", "low", "high"}`` (no-break spaces: never wrapped apart)."""
+    return f"{num(figure['point'], digits)}\u00a0[{num(figure['low'], digits)},\u00a0{num(figure['high'], digits)}]"
 
 
 def spread(figure: dict[str, float], digits: int = 3) -> str:
@@ -97,19 +100,30 @@ def render_block(name: str, snapshot: dict[str, Any], templates: Path) -> str:
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(FILTERS)
 
-    def source(section: str) -> str:
-        if section not in sections:
-            raise BlockError(f"block {name}: the snapshot has no section {section!r} (run what writes it, then "
-                             "`make results`)")
-        return provenance(sections[section]["source"])
+    def source(*names: str) -> str:
+        """The provenance line of the sections a block quotes (one line when they come from one run)."""
+        missing = [section for section in names if section not in sections]
+        if missing:
+            raise BlockError(f"block {name}: the snapshot has no section {', '.join(missing)} (run what writes it, "
+                             "then `make results`)")
+        return "<br>\n".join(dict.fromkeys(provenance(sections[section]["source"]) for section in names))
 
     try:
         template = env.get_template(f"{name}.md.j2")
-        return template.render(source=source, **sections).strip() + "\n"
+        return _wrapped(template.render(source=source, **sections).strip()) + "\n"
     except jinja2.TemplateNotFound as exc:
         raise BlockError(f"block {name}: no template {RESULTS_BLOCKS_DIR}/{name}.md.j2") from exc
     except jinja2.UndefinedError as exc:
         raise BlockError(f"block {name}: {exc.message}") from exc
+
+
+def _wrapped(text: str) -> str:
+    """Each prose paragraph refilled to ``WIDTH``; tables, lists and HTML lines as the template wrote them."""
+    def fill(paragraph: str) -> str:
+        if paragraph.lstrip().startswith(("|", "<", "-", "*")):
+            return paragraph
+        return textwrap.fill(" ".join(paragraph.split()), WIDTH, break_long_words=False, break_on_hyphens=False)
+    return "\n\n".join(fill(p) for p in re.split(r"\n\s*\n", text))
 
 
 def render_page(text: str, snapshot: dict[str, Any], templates: Path | None = None) -> str:
@@ -130,8 +144,9 @@ def figures_outside_blocks(text: str) -> list[str]:
     outside = BLOCK.sub(lambda m: m["start"] + "\n" * m["body"].count("\n") + m["end"], text)
     outside = re.sub(r"```.*?```", lambda m: "\n" * m[0].count("\n"), outside, flags=re.S)
     for number, line in enumerate(outside.splitlines(), 1):
+        line = CODE_SPAN.sub(" ", line)
         literals = [item.strip() for m in LITERAL.finditer(line) for item in m["items"].split(",") if item.strip()]
-        prose = NOT_PROSE.sub(" ", line)
+        prose = COMMENT.sub(" ", line)
         for literal in literals:
             if literal not in prose:
                 found.append(f"line {number}: literal {literal!r} is not on its line")
