@@ -76,7 +76,7 @@ lab: $(VENV)/.installed ## Open the notebooks in JupyterLab on 127.0.0.1:LAB_POR
 bench: $(VENV)/.installed ## Model benchmark: accuracy, macro-F1, ECE, fit time, latency, pickle size
 	$(PY) bench/bench_model.py $(BENCH_ARGS)
 
-results: $(VENV)/.installed ## Distil the last run's figures (reports/*.json, the card, bench/results/) into docs/results.json and render README's and docs/' generated blocks from it
+results: $(VENV)/.installed ## Distil the last run's figures (reports/, the card, bench/results/) into the snapshot in docs/, render README's and docs/' generated blocks from it
 	$(PY) -m intent_lib.results $(RESULTS_ARGS)
 
 lock: $(VENV)/.installed ## Re-pin every dependency: dev.lock from pyproject.toml, then train/serve within it
