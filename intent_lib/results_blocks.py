@@ -26,8 +26,8 @@ BLOCK = re.compile(r"(?P<start><!-- RESULTS:(?P<name>[\w-]+) START -->\n)(?P<bod
 FIGURE = re.compile(r"""(?<![\w.,])(
       \d+(?:\.\d+)?\ ?%                                                    # 55.5%, 90 %
     | \d+(?:,\d{3})*(?:\.\d+)?\ ?(?:ms|s|min|minutes?|seconds?|h|hours?|[kKMG]?B)(?![\w/])  # 38 s, 37.1 MB
-    | \d+\.\d+                                                             # 0.723
-    )(?![\w.])""", re.X)
+    | \d+\.\d+(?!\w|\.\d)                                                # 0.723, not 127.0.0.1 or 1.2.3
+    )""", re.X)
 LITERAL = re.compile(r"<!--\s*literal:\s*(?P<items>.*?)\s*-->")
 CODE_SPAN = re.compile(r"`[^`\n]*`")
 COMMENT = re.compile(r"<!--.*?-->")
