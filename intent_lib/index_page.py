@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from intent_lib.comparison import HEADLINE, LABELS
+from intent_lib.results_blocks import duration
 
 DEMO_STYLE = "background:#fde2e1;border:2px solid #c0392b;padding:8px;font-weight:bold"  # the reports' banner too
 STYLE = """
@@ -63,11 +64,10 @@ def _table(header: list[str], rows: list[list[str]], numeric_columns: set[int]) 
 
 
 def steps_table(rows: list[StepRow]) -> str:
-    took = lambda s: "" if s is None else f"{s:.0f} s"  # noqa: E731
     return _table(["step", "this run", "last ran (UTC)", "inputs sha256", "took"],
                   [[f'<a href="{_e(r.name)}.html">{_e(r.name)}</a>', _e(r.status), _e(_utc(r.ran_at)),
                     f"<code>{_e(r.inputs_sha256[:12])}…</code>" if r.inputs_sha256 else "not stamped",
-                    took(r.seconds)] for r in rows], {4})
+                    "" if r.seconds is None else duration(r.seconds)] for r in rows], {4})
 
 
 def _delta(delta: dict[str, float]) -> str:

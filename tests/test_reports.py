@@ -70,7 +70,7 @@ def test_the_index_says_what_each_step_did_when_and_how_long_styled_like_the_rep
     assert [r[:3] for r in rows] == [("01_split", "ran", "2026-01-02 09:00:00"),
                                      ("02_train", "reused", "2026-01-01 08:00:00"),
                                      ("03_evaluate", "not in this run", rows[2][2])]
-    assert [r[4] for r in rows] == ["8 s", "61 s", ""]
+    assert [r[4] for r in rows] == ["8 s", "1 min 01 s", ""]
     assert re.fullmatch(r"<code>[0-9a-f]{12}…</code>", rows[0][3]) and rows[2][3] == "not stamped"
     assert "ran 01_split and reused 02_train" in page
     assert "font-family: system-ui" in page and "tbody tr:nth-child(odd)" in page, "the reports' look"
