@@ -17,6 +17,7 @@ Targets (real data): CV accuracy >= 0.715 and macro-F1 >= 0.600. Timings on a sh
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pickle
@@ -48,6 +49,7 @@ TARGETS = {"cv_accuracy": 0.715, "cv_f1_macro": 0.600}
 QUERIES = ["Peut-on prendre du doliprane enceinte ?", "effets secondaires du levothyrox", "prix du spasfon",
            "je peux boire de l'alcool avec l'amoxicilline ?", "combien de comprimés par jour de kardegic"]
 LATENCY_CALLS = 300
+FRESH = itertools.count()  # every latency call of the process asks a new text: never an embedding cache hit
 SCORES = ("accuracy", "f1_macro", "ece", "answered_share", "answered_accuracy", "conformal_coverage",
           "mean_set_size")
 
@@ -79,10 +81,12 @@ def latency(model: Any) -> dict[str, float]:
     predictor = Predictor(pickle.loads(blob))
     times = []
     with threadpool_limits(1):
-        predictor.predict_proba(QUERIES[:1])  # warm-up: lazy lookups and the encoder's weights
+        predictor.predict_proba([f"{QUERIES[0]} {next(FRESH)}"])  # warm-up: lazy lookups and the encoder's weights
         for i in range(LATENCY_CALLS):
             started = time.perf_counter()
-            predictor.predict_proba([f"{QUERIES[i % len(QUERIES)]} {i}"])  # a new text each call: no cache hit
+            # A new text each call, in this configuration and every earlier one of the run: the sentence encoder's
+            # in-memory cache would otherwise answer the next configuration's calls.
+            predictor.predict_proba([f"{QUERIES[i % len(QUERIES)]} {next(FRESH)}"])
             times.append((time.perf_counter() - started) * 1000)
     times.sort()
     return {"latency_ms_p50": statistics.median(times), "latency_ms_p99": times[int(0.99 * len(times))],
