@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from intent_lib.files import read_json, write_json
-from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, DATA_QUALITY_PATH, METRICS_PATH, MODEL_PATH,
-                              RESULTS_PAGES, RESULTS_SNAPSHOT, STAMPS_DIR, VARIABILITY_PATH, card_path, project_root)
+from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, BENCH_WEIGHTS_FILE, DATA_QUALITY_PATH, METRICS_PATH,
+                              MODEL_PATH, RESULTS_PAGES, RESULTS_SNAPSHOT, STAMPS_DIR, VARIABILITY_PATH, card_path,
+                              project_root)
 
 HEADLINE = ("accuracy", "f1_macro")
 VALIDATION = ("accuracy", "f1_macro", "ece", "n", "answered_share", "answered_accuracy", "conformal_coverage",
@@ -124,13 +125,13 @@ def _relabel(root: Path, card: dict[str, Any]) -> dict[str, Any] | None:
             "variants": [_pick(v, ("variant", "changed", *keep)) for v in experiment["results"]]}
 
 
-def _bench_model(root: Path) -> dict[str, Any]:
-    """``make bench``'s record as it is: its own measurement says the command, commit, date and load."""
-    record = read_json(root / BENCH_RESULTS_DIR / BENCH_MODEL_FILE)
+def _bench(path: Path) -> dict[str, Any]:
+    """A ``make bench`` record as it is: its own measurement says the command, commit, date and load."""
+    record = read_json(path)
     return {"source": {"git_commit": record["measurement"]["git_commit"], "dataset_source": record["dataset"],
                        "dataset_sha256": record["dataset_sha256"], "date": record["measurement"]["measured_at"]},
             "measurement": record["measurement"]} | {k: record[k] for k in ("train_rows", "val_rows", "folds",
-                                                                          "configs")}
+                                                                          "configs", "default_sentence_weight")}
 
 
 def distil(root: Path, committed: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -138,15 +139,17 @@ def distil(root: Path, committed: dict[str, Any] | None = None) -> dict[str, Any
     sections = dict((committed or {}).get("sections", {}))
     card_file = card_path(root / MODEL_PATH)
     card = read_json(card_file) if card_file.is_file() else None
+    bench, weights = root / BENCH_RESULTS_DIR / BENCH_MODEL_FILE, root / BENCH_RESULTS_DIR / BENCH_WEIGHTS_FILE
     readers: dict[str, tuple[Path, Callable[[], dict[str, Any] | None]]] = {
         "evaluation": (root / METRICS_PATH, lambda: _evaluation(root, card)),
         "variability": (root / VARIABILITY_PATH, lambda: _variability(root, card)),
         "data_quality": (root / DATA_QUALITY_PATH, lambda: _data_quality(root, card)),
         "relabel": (root / DATA_QUALITY_PATH, lambda: _relabel(root, card)),
-        "bench_model": (root / BENCH_RESULTS_DIR / BENCH_MODEL_FILE, lambda: _bench_model(root)),
+        "bench_model": (bench, lambda: _bench(bench)),
+        "bench_weights": (weights, lambda: _bench(weights)),
     }
     for name, (artefact, read) in readers.items():
-        needs_card = name != "bench_model"
+        needs_card = not name.startswith("bench_")
         if artefact.is_file() and (card is not None or not needs_card):
             if (section := read()) is not None:
                 sections[name] = section
