@@ -116,5 +116,5 @@ def page(*, dataset: str, demo_banner: str | None, commit: str, started: str, st
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>posos-intent reports</title>"
             f"<style>{STYLE}</style></head><body>{banner}<h1>posos-intent reports</h1>"
             f"<p>{this_run}<br>{_e(dataset)}</p>{steps_table(steps)}"
-            f'<p class="muted">A reused step kept its report from when it last ran: nothing it depends on changed '
-            f"since.</p>{comparison_section(comparison, names)}</body></html>")
+            f'<p class="muted">A step this run reused or did not run keeps its report from when it last ran.</p>'
+            f"{comparison_section(comparison, names)}</body></html>")
