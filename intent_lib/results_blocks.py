@@ -122,7 +122,8 @@ def _wrapped(text: str) -> str:
     def fill(paragraph: str) -> str:
         if paragraph.lstrip().startswith(("|", "<", "-", "*")):
             return paragraph
-        return textwrap.fill(" ".join(paragraph.split()), WIDTH, break_long_words=False, break_on_hyphens=False)
+        words = re.split(r"[ \t\n]+", paragraph.strip())  # ASCII whitespace: a no-break space holds
+        return textwrap.fill(" ".join(words), WIDTH, break_long_words=False, break_on_hyphens=False)
     return "\n\n".join(fill(p) for p in re.split(r"\n\s*\n", text))
 
 
