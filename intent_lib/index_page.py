@@ -21,7 +21,8 @@ h1 { font-size: 2.07em; font-weight: 500; margin: 0.8em 0 0.5em; }
 h2 { font-size: 1.73em; font-weight: 500; margin: 1.2em 0 0.5em; }
 p { margin: 0.4em 0 0.8em; }
 a { color: #0d47a1; }
-code { font-family: menlo, consolas, 'DejaVu Sans Mono', monospace; font-size: 13px; background: #eee; padding: 1px 5px; }
+code { font-family: menlo, consolas, 'DejaVu Sans Mono', monospace; font-size: 13px; background: #eee;
+  padding: 1px 5px; }
 table { border-collapse: collapse; margin: 0 0 1em; }
 thead { border-bottom: 1px solid #bdbdbd; vertical-align: bottom; }
 th, td { padding: 0.5em; text-align: left; line-height: normal; }
@@ -100,7 +101,8 @@ def comparison_section(comparison: dict[str, Any] | None, names: dict[int, str])
         intents = (f"<p>{len(changed)} of {tested} intents' F1 changed beyond noise ({fdr}):</p>"
                    + _table(["intent", "name", "baseline F1", "F1", "Δ F1 [interval]", "p-value"],
                             [[str(c["intent"]), _e(names.get(int(c["intent"]), "")), f"{c['baseline_f1']:.3f}",
-                              f"{c['f1']:.3f}", _delta(c["delta"]), f"{c['p_value']:.4f}"] for c in changed], {0, 2, 3, 4, 5}))
+                              f"{c['f1']:.3f}", _delta(c["delta"]), f"{c['p_value']:.4f}"] for c in changed],
+                            {0, 2, 3, 4, 5}))
     return title + intro + _table(["difference", f"{comparison['confidence']:.0%} interval", ""], rows, {1}) \
         + verdict + intents
 

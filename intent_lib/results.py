@@ -4,8 +4,9 @@
 card, the step stamps and ``bench/results/*.json``. It keeps figures only (scores, counts, intent numbers and names,
 timings with their command and load), never a question's text, in ``paths.RESULTS_SNAPSHOT``: one section per
 source, each with its provenance (git commit, dataset sha256, date). A section whose artefact is missing keeps its
-committed figures. Then every generated block of ``paths.RESULTS_PAGES`` is rendered again from the snapshot
-(``results_blocks``); ``--render-only`` skips the distilling, ``--check`` only says which blocks differ.
+committed figures; figures of the demo data are refused unless ``--allow-demo``. Then every generated block of
+``paths.RESULTS_PAGES`` is rendered again from the snapshot (``results_blocks``); ``--render-only`` skips the
+distilling, ``--check`` only says which blocks differ.
 
 ``measurement`` and ``finished`` are what a benchmark records beside its timings (command, commit, date, load).
 """
@@ -26,8 +27,7 @@ from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, BENCH_WEIGHTS
                               project_root)
 
 HEADLINE = ("accuracy", "f1_macro")
-VALIDATION = ("accuracy", "f1_macro", "ece", "n", "answered_share", "answered_accuracy", "conformal_coverage",
-              "mean_set_size")
+VALIDATION = ("n", "answered_share", "answered_accuracy", "conformal_coverage", "mean_set_size")
 SCOPE = ("threshold", "k", "flagged_share", "oof_rate", "validation_rate", "test_rate", "test_questions",
          "own_set_caught", "own_set_questions", "own_set_caught_by_kind")
 EMBEDDING_BYTES = 512 * 2  # a reference question in the pickle: 512 float16 numbers
@@ -71,18 +71,13 @@ def _provenance(card: dict[str, Any], root: Path, step: str) -> dict[str, Any]:
 
 
 def _evaluation(root: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """03's scores (the card's validation figures of the train-split model) and the out-of-scope rule's."""
     metrics = read_json(root / METRICS_PATH)
-    uncertainty = metrics["uncertainty"]
+    reference_rows = (card.get("out_of_scope") or {}).get("reference_rows", 0)
     return {"source": _provenance(card, root, "03_evaluate"),
-            "validation": _pick(card["validation"], VALIDATION) | _pick(metrics["summary"], ("accuracy", "f1_macro")),
-            "unsure": _pick(uncertainty, ("threshold", "target_accuracy", "alpha"))
-            | {"validation_rates": uncertainty["validation_rates"]},
-            "split": _pick(card["split"], ("train_rows", "val_rows")),
-            "training": _pick(card["training"], ("rows", "n_rows")),
+            "validation": _pick(card["validation"], VALIDATION) | _pick(metrics["summary"], HEADLINE),
             "scope": _pick(metrics.get("out_of_scope") or {}, SCOPE)
-            | {"labelled_questions": (card.get("out_of_scope") or {}).get("reference_rows"),
-               "reference_mb": round((card.get("out_of_scope") or {}).get("reference_rows", 0) * EMBEDDING_BYTES / 1e6,
-                                     1)}}
+            | {"labelled_questions": reference_rows, "reference_mb": round(reference_rows * EMBEDDING_BYTES / 1e6, 1)}}
 
 
 def _variability(root: Path, card: dict[str, Any]) -> dict[str, Any]:
@@ -156,12 +151,18 @@ def distil(root: Path, committed: dict[str, Any] | None = None) -> dict[str, Any
     return {"sections": dict(sorted(sections.items()))}
 
 
+def demo_sections(snapshot: dict[str, Any]) -> list[str]:
+    """The sections whose figures come from the demo data."""
+    return [name for name, section in snapshot["sections"].items() if section["source"]["dataset_source"] == "demo"]
+
+
 def main(argv: list[str] | None = None) -> int:
     from intent_lib import results_blocks
 
     parser = argparse.ArgumentParser(prog="python -m intent_lib.results", description=__doc__.split("\n\n")[0])
     parser.add_argument("--render-only", action="store_true", help="render the blocks from the committed snapshot")
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a block is out of date")
+    parser.add_argument("--allow-demo", action="store_true", help="take figures from a demo-data run too")
     args = parser.parse_args(argv)
     root = project_root()
     snapshot_path = root / RESULTS_SNAPSHOT
@@ -171,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {RESULTS_SNAPSHOT}: run `make results` after a run", file=sys.stderr)
         return 1
     if not (args.render_only or args.check):
+        if (demo := demo_sections(snapshot)) and not args.allow_demo:
+            print(f"the last run used the demo data ({', '.join(demo)}): its figures say nothing about the real task. "
+                  "Train on the real data first, or pass --allow-demo", file=sys.stderr)
+            return 1
         write_json(snapshot, snapshot_path)
     stale = []
     for page in RESULTS_PAGES:

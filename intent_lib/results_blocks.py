@@ -70,7 +70,8 @@ def spread(figure: dict[str, float], digits: int = 3) -> str:
 
 def load(measurement: dict[str, Any]) -> str:
     """``load 6.4 → 7.2 on 2 cores`` (1-minute averages at the start and the end)."""
-    return f"load {measurement['load_at_start']:.1f} → {measurement['load_at_end']:.1f} on {measurement['cores']} cores"
+    start, end = measurement["load_at_start"], measurement["load_at_end"]
+    return f"load {start:.1f} → {end:.1f} on {measurement['cores']} cores"
 
 
 def duration(seconds: float) -> str:
