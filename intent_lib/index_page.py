@@ -83,7 +83,11 @@ def comparison_section(comparison: dict[str, Any] | None, names: dict[int, str])
                 "a baseline run (this run was <code>make tune</code>, ran with <code>TRACKING=off</code>, or stopped "
                 "before comparing).</p>")
     if "deltas" not in comparison:  # no comparable run, or its predictions could not be read
-        return f"{title}<p>No comparable run: {_e(comparison['line'])}.</p>"
+        baseline = comparison.get("baseline_run_id")
+        if baseline is None:
+            return f"{title}<p>No comparable run: {_e(comparison['line'])}.</p>"
+        why = comparison["line"].rpartition("not comparable, ")[2]
+        return f"{title}<p>Run <code>{_e(baseline)}</code> is the baseline, but not comparable: {_e(why)}.</p>"
     deltas = comparison["deltas"]
     rows = [[f"Δ {LABELS[k]}", _delta(deltas[k]), "within noise" if deltas[k]["within_noise"] else "beyond noise"]
             for k in HEADLINE]

@@ -96,3 +96,8 @@ def test_the_index_says_when_no_run_compares(tmp_path: Path) -> None:
     page = write_index(_reports(tmp_path), no_baseline).read_text(encoding="utf-8")
     assert "No comparable run: no earlier run with the same split to compare with." in page
     assert "Verdict" not in page
+    unreadable = {"run_id": "run-b", "baseline_run_id": "run-a",
+                  "line": "vs run run-a: not comparable, its validation predictions cover other rows"}
+    page = write_index(_reports(tmp_path / "other"), unreadable).read_text(encoding="utf-8")
+    assert ("Run <code>run-a</code> is the baseline, but not comparable: its validation predictions cover other "
+            "rows.") in page
