@@ -24,7 +24,7 @@ GIT_COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git status --porcel
 RUNS_STORE_DIR = $(patsubst %/,%,$(dir $(RUNS_ARTIFACT_ROOT)))
 DOCKER_USER := --user $(shell id -u):$(shell id -g) -e HOME=/tmp
 
-.PHONY: help venv train trainer-image layers lint check check-fast lab bench lock clean
+.PHONY: help venv train trainer-image layers lint check check-fast lab bench results lock clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; printf "Usage: make <target> [VAR=value]\n\n"} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -82,6 +82,9 @@ lab: $(VENV)/.installed ## Open the notebooks in JupyterLab on 127.0.0.1:LAB_POR
 
 bench: $(VENV)/.installed ## Model benchmark: accuracy, macro-F1, ECE, fit time, latency, pickle size
 	$(PY) bench/bench_model.py $(BENCH_ARGS)
+
+results: $(VENV)/.installed ## Distil the last run's figures (reports/, the card, bench/results/) into the snapshot in docs/, render README's and docs/' generated blocks from it
+	$(PY) -m intent_lib.results $(RESULTS_ARGS)
 
 lock: $(VENV)/.installed ## Re-pin every dependency: dev.lock from pyproject.toml, then train/serve within it
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras $(LOCK_FLAGS) -o requirements/dev.lock

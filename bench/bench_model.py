@@ -9,17 +9,20 @@ For each configuration (``--sentence-weights``, default 0 = old and the current 
 * ``--folds``-fold stratified CV over every labelled row: the same scores per fold, the unsure threshold and the
   conformal sets both chosen on the training folds' out-of-fold probabilities (nothing from the scored fold).
 
-Run with `make bench` (BENCH_ARGS="--folds 0" skips CV); prints a table and writes bench/results/model.json.
+Run with `make bench` (BENCH_ARGS="--folds 0" skips CV); prints a table and writes bench/results/model.json, with
+the command, commit, dataset hash, date and the machine's load at the start and the end (what `make results` quotes).
 Targets (real data): CV accuracy >= 0.715 and macro-F1 >= 0.600. Timings on a shared machine are noisy.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import pickle
 import statistics
+import sys
 import time
 from dataclasses import replace
 from typing import Any
@@ -35,8 +38,9 @@ from intent_lib.data import load_labelled_folder, locate_dataset
 from intent_lib.model import ModelParams, fit_model
 from intent_lib.pipeline import notebook_parameters
 from intent_lib.predictor import Predictor
-from intent_lib.paths import (BENCH_RESULTS_DIR, BEST_PARAMS_PATH, DATA_DIR, EMBEDDING_CACHE_DIR, EMBEDDING_CACHE_ENV,
-                              NOTEBOOKS_DIR, project_root)
+from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, BEST_PARAMS_PATH, DATA_DIR, EMBEDDING_CACHE_DIR,
+                              EMBEDDING_CACHE_ENV, NOTEBOOKS_DIR, project_root)
+from intent_lib.results import finished, measurement
 from intent_lib.split import stratified_split
 from intent_lib.training import oof_proba, proba_metrics, uncertainty_metrics
 from intent_lib.uncertainty import DEFAULT_ALPHA, DEFAULT_TARGET_ACCURACY, Uncertainty, choose_threshold, conformalize
@@ -45,6 +49,7 @@ TARGETS = {"cv_accuracy": 0.715, "cv_f1_macro": 0.600}
 QUERIES = ["Peut-on prendre du doliprane enceinte ?", "effets secondaires du levothyrox", "prix du spasfon",
            "je peux boire de l'alcool avec l'amoxicilline ?", "combien de comprimés par jour de kardegic"]
 LATENCY_CALLS = 300
+FRESH = itertools.count()  # every latency call of the process asks a new text: never an embedding cache hit
 SCORES = ("accuracy", "f1_macro", "ece", "answered_share", "answered_accuracy", "conformal_coverage",
           "mean_set_size")
 
@@ -76,10 +81,12 @@ def latency(model: Any) -> dict[str, float]:
     predictor = Predictor(pickle.loads(blob))
     times = []
     with threadpool_limits(1):
-        predictor.predict_proba(QUERIES[:1])  # warm-up: lazy lookups and the encoder's weights
+        predictor.predict_proba([f"{QUERIES[0]} {next(FRESH)}"])  # warm-up: lazy lookups and the encoder's weights
         for i in range(LATENCY_CALLS):
             started = time.perf_counter()
-            predictor.predict_proba([f"{QUERIES[i % len(QUERIES)]} {i}"])  # a new text each call: no cache hit
+            # A new text each call, in this configuration and every earlier one of the run: the sentence encoder's
+            # in-memory cache would otherwise answer the next configuration's calls.
+            predictor.predict_proba([f"{QUERIES[i % len(QUERIES)]} {next(FRESH)}"])
             times.append((time.perf_counter() - started) * 1000)
     times.sort()
     return {"latency_ms_p50": statistics.median(times), "latency_ms_p99": times[int(0.99 * len(times))],
@@ -101,12 +108,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sentence-weights", type=float, nargs="+", default=None,
                         help="one configuration per weight (default: 0 and the model's)")
     parser.add_argument("--folds", type=int, default=5, help="CV folds (0 skips CV)")
-    parser.add_argument("--output", default=str(BENCH_RESULTS_DIR / "model.json"))
+    parser.add_argument("--output", default=str(BENCH_RESULTS_DIR / BENCH_MODEL_FILE))
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
+    started = measurement(" ".join(["python bench/bench_model.py", *sys.argv[1:]]))
     root = project_root()
     cache = os.environ.setdefault(EMBEDDING_CACHE_ENV, str(root / EMBEDDING_CACHE_DIR))
     split_defaults = {k: v["default"] for k, v in notebook_parameters(root / NOTEBOOKS_DIR / "01_split.ipynb").items()}
@@ -137,8 +145,10 @@ def main() -> None:
         print("NOTE: demo data: these figures say nothing about the real task.")
     out = root / args.output
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"dataset": dataset.source, "params": params_source, "train_rows": len(train),
-                               "val_rows": len(val), "folds": args.folds, "configs": results}, indent=2))
+    out.write_text(json.dumps({"dataset": dataset.source, "dataset_sha256": dataset.sha256, "params": params_source,
+                               "default_sentence_weight": params.sentence_weight,
+                               "train_rows": len(train), "val_rows": len(val), "folds": args.folds,
+                               "configs": results, "measurement": finished(started)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ import logging
 import re
 import sys
 
-from intent_lib.paths import (BEST_PARAMS_PATH, INDEX_FILE, REPORTS_DIR, TRAIN_NOTEBOOKS, TUNE_NOTEBOOKS, TUNING_PATH,
-                              project_root)
+from intent_lib.files import read_json
+from intent_lib.paths import (BEST_PARAMS_PATH, COMPARISON_PATH, INDEX_FILE, REPORTS_DIR, TRAIN_NOTEBOOKS,
+                              TUNE_NOTEBOOKS, TUNING_PATH, project_root)
 
 _URL_PASSWORD = re.compile(r"://[^/@:]+:[^/@]+@")
 
@@ -119,6 +120,7 @@ def _run(args: argparse.Namespace) -> int:
                 tracking.finish_run(tracked, steps, declared, parameters)
                 comparison = baseline.compare_with_baseline(tracked)
                 registered = model_registry.register(tracked)
+                pipeline.write_index(run, read_json(root / COMPARISON_PATH))  # the index shows the comparison
     except pipeline.PipelineError as exc:
         logging.error("%s", exc)
         return 1
@@ -129,7 +131,6 @@ def _run(args: argparse.Namespace) -> int:
             print(registered)
     if args.command == "tune":
         from intent_lib.best_params import summary_text
-        from intent_lib.files import read_json
 
         print(summary_text(read_json(root / TUNING_PATH), BEST_PARAMS_PATH))
     if dataset is not None and dataset.is_demo:

@@ -2,10 +2,12 @@
 
 ``model_bytes`` is the one pickle of a model: canonical, so that two fits with equal values give equal bytes.
 
-``load_checked`` is the one way anything loads a model (the API, notebook 04's refits, the benchmarks):
-card present and well-formed, pickle sha256 as recorded, pickle libraries at the recorded versions, then
-unpickle and check it is an intent model. Each refusal is a one-line ``ModelIntegrityError`` saying what
-to do. Unpickling runs code: whoever can write ``models/`` can run code in what loads it.
+``load_checked`` is the one way anything loads a saved model (the API's workers, notebook 03's out-of-scope
+figures, notebook 04): card present and well-formed, pickle sha256 as recorded, pickle libraries at the recorded
+versions, then unpickle and check it is an intent model. ``check_file`` is those checks without the unpickling
+(the API checks the private copy of a version before keeping it). Each refusal is a one-line
+``ModelIntegrityError`` saying what to do. Unpickling runs code: whoever can write ``models/`` can run code in
+what loads it.
 """
 
 from __future__ import annotations

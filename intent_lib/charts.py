@@ -72,9 +72,11 @@ def per_intent_bars(table: pd.DataFrame, metric: str = "f1") -> alt.Chart:
                                            f"{FEW_QUESTIONS} or more"),
                         support_text=[f"n={n}" for n in table["support"]])
     order = data.sort_values("support", ascending=False)["label"].tolist()
+    # Room right of 1 for the support labels; ticks every 0.2, each labelled with its own value.
     base = alt.Chart(data, title=f"Per-intent {metric} (sorted by support, n = validation questions)").encode(
-        y=alt.Y("label:N", sort=order, title=None), x=alt.X(f"{metric}:Q", scale=alt.Scale(domain=[0, 1.15]),
-                                                             axis=alt.Axis(values=[0, 0.25, 0.5, 0.75, 1])))
+        y=alt.Y("label:N", sort=order, title=None),
+        x=alt.X(f"{metric}:Q", scale=alt.Scale(domain=[0, 1.15]),
+                axis=alt.Axis(values=[round(0.2 * i, 1) for i in range(6)], format=".1f")))
     bars = base.mark_bar().encode(
         color=alt.Color("questions:N", title="validation questions",
                         scale=alt.Scale(domain=[f"{FEW_QUESTIONS} or more", f"fewer than {FEW_QUESTIONS}"],
@@ -165,9 +167,12 @@ def interval_points(table: pd.DataFrame, value: str, low: str, high: str, label:
                     title: str) -> alt.FacetChart:
     """Points with interval bars on a zoomed scale, one panel per ``facet`` value (e.g. metric), rows by ``label``."""
     base = alt.Chart().encode(y=alt.Y(f"{label}:N", title=None))  # a faceted layer takes its data at the top
-    bars = base.mark_rule().encode(x=alt.X(f"{low}:Q", scale=alt.Scale(zero=False), title=None), x2=f"{high}:Q")
+    # padding: the interval ends stop short of the frame, where they would otherwise look cut
+    bars = base.mark_rule(strokeWidth=2).encode(
+        x=alt.X(f"{low}:Q", scale=alt.Scale(zero=False, padding=12), title=None, axis=alt.Axis(tickCount=5)),
+        x2=f"{high}:Q")
     points = base.mark_point(filled=True, size=60).encode(x=f"{value}:Q", tooltip=list(table.columns))
-    return alt.layer(bars, points, data=table).properties(width=260, height=alt.Step(22)).facet(
+    return alt.layer(bars, points, data=table).properties(width=300, height=alt.Step(26)).facet(
         facet=alt.Facet(f"{facet}:N", title=None), columns=2, title=title).resolve_scale(x="independent")
 
 

@@ -93,6 +93,16 @@ RUNS_ARTIFACTS = "artifacts"
 
 # bench/results/: what `make bench` and `make bench-api` measured.
 BENCH_RESULTS_DIR = Path("bench") / "results"
+BENCH_MODEL_FILE = "model.json"  # make bench
+BENCH_WEIGHTS_FILE = "sentence_weights.json"  # make bench over several sentence weights (docs/model.md says how)
+
+# docs/: the figures README and the docs pages quote (`make results`, intent_lib/results.py): the committed snapshot,
+# the templates of the generated blocks (docs/blocks/<name>.md.j2), and the pages whose blocks are rendered from it
+# and checked by tests/test_results.py (add a page here once its figures sit in blocks).
+RESULTS_SNAPSHOT = Path("docs") / "results.json"
+RESULTS_BLOCKS_DIR = Path("docs") / "blocks"
+RESULTS_PAGES = (Path("README.md"), *(Path("docs") / page for page in (
+    "model.md", "uncertainty.md", "data-quality.md", "development.md")))
 
 # notebooks/: the steps, in the order they run.
 NOTEBOOKS_DIR = Path("notebooks")

@@ -3,7 +3,8 @@
 Executed notebooks are kept in ``paths.EXECUTED_DIR``; HTML reports land in ``paths.REPORTS_DIR``. Each report
 starts with a header cell of run metadata (and the demo-data warning when it applies). A ``-p`` override that
 no notebook of the run declares stops the run before anything executes. A training step whose stamp says nothing
-it depends on changed is reused, not run (``intent_lib.stamps``); the index says which steps ran.
+it depends on changed is reused, not run (``intent_lib.stamps``); the index page (``intent_lib.index_page``) says
+which steps ran, in their order, and how this run compares with its baseline.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
 
-from intent_lib import stamps
+from intent_lib import index_page, stamps
 from intent_lib.card import git_commit
 from intent_lib.data import DEMO_BANNER, DatasetInfo
 from intent_lib.files import notebook_cells
@@ -245,8 +246,7 @@ def _header(step: StepResult, run: Run) -> str:
              f"{dataset}  ",
              f"parameters passed: `{json.dumps(step.parameters)}` (the rest are the notebook's defaults)"]
     if is_demo:
-        lines.insert(0, f'<div style="background:#fde2e1;border:2px solid #c0392b;padding:8px;font-weight:bold">'
-                        f"⚠ {html.escape(DEMO_BANNER)}</div>\n")
+        lines.insert(0, f'<div style="{index_page.DEMO_STYLE}">⚠ {html.escape(DEMO_BANNER)}</div>\n')
     return "\n".join(lines)
 
 
@@ -263,29 +263,29 @@ def render_html(executed: Path, step: StepResult, run: Run) -> None:
     step.html.write_text(body, encoding="utf-8")
 
 
-def _index_row(report: Path, run: Run) -> str:
-    """A report's row: whether this run ran or reused its step, when the step last ran, its inputs' hash."""
+def _step_row(report: Path, run: Run) -> index_page.StepRow:
+    """A report's row: whether this run ran or reused its step, when the step last ran and how long, its inputs'
+    hash (from its stamp; a step without one, such as 05_tune, by its report's time)."""
     stamp = stamps.Stamp.read(run.root, report.stem)
     status = ("reused" if report.stem in run.reused else "ran" if report.stem in {s.name for s in run.steps}
               else "not in this run")
-    when = stamp.ran_at if stamp else datetime.fromtimestamp(int(report.stat().st_mtime), timezone.utc).isoformat()
-    inputs = f"<code>{stamp.inputs_sha256[:12]}…</code>" if stamp else "not stamped"
-    return (f'<tr><td><a href="{report.name}">{report.stem}</a></td><td>{status}</td><td>{when}</td>'
-            f"<td>{inputs}</td></tr>")
+    if stamp is None:
+        when = datetime.fromtimestamp(int(report.stat().st_mtime), timezone.utc).isoformat()
+        return index_page.StepRow(report.stem, status, when, None, None)
+    return index_page.StepRow(report.stem, status, stamp.ran_at, stamp.seconds, stamp.inputs_sha256)
 
 
-def write_index(run: Run) -> Path:
-    """The index page: every HTML report present, in step order, with what this run did with its step."""
+def write_index(run: Run, comparison: dict[str, Any] | None = None) -> Path:
+    """The index page (``index_page``): every HTML report present, in the order of their numbered names (the steps'
+    order), and ``comparison``, this run against its baseline (None: not compared)."""
+    from intent_lib.intents import intent_names
+
     reports = run.root / REPORTS_DIR
     dataset, is_demo = _dataset_line(run.root)
-    rows = "\n".join(_index_row(p, run) for p in sorted(reports.glob("0*.html")))
-    table = ("<table><tr><th>step</th><th>this run</th><th>last ran (UTC)</th><th>inputs sha256</th></tr>"
-             f"\n{rows}</table>")
-    banner = f'<p style="background:#fde2e1;padding:8px"><b>⚠ {html.escape(DEMO_BANNER)}</b></p>' if is_demo else ""
-    page = (f"<!doctype html><html lang=en><meta charset=utf-8><title>posos-intent reports</title>"
-            f"<body style='font-family:sans-serif;max-width:50em;margin:2em auto'>"
-            f"<h1>posos-intent reports</h1>{banner}<p>{html.escape(dataset)}<br>git commit <code>{git_commit()}</code>, "
-            f"run started {run.started.isoformat()}</p>{table}</body></html>")
+    steps = [_step_row(p, run) for p in sorted(reports.glob("0*.html"))]
+    names = intent_names([int(c["intent"]) for c in (comparison or {}).get("changed_intents", [])])
+    page = index_page.page(dataset=dataset, demo_banner=DEMO_BANNER if is_demo else None, commit=git_commit(),
+                           started=run.started.isoformat(), steps=steps, comparison=comparison, names=names)
     index = reports / INDEX_FILE
     index.write_text(page, encoding="utf-8")
     return index

@@ -139,3 +139,22 @@ def test_per_intent_bars_say_how_few_questions_a_score_rests_on(predictions) -> 
     assert {f"n={n}" for n in table["support"]} <= set(shown)
     assert f"fewer than {charts.FEW_QUESTIONS}" in shown
     assert {"#2f7d4f", "#c7dccd"} <= set(re.findall(r'fill="(#[0-9a-f]{6})"', svg))
+
+
+def test_per_intent_bars_label_each_tick_with_its_own_value(predictions) -> None:
+    """No tick at 0.25 labelled "0.3": every label reads as the value it marks."""
+    y, predicted = predictions
+    svg = svg_of(charts.per_intent_bars(per_intent_table(y, predicted, LABELS, NAMES)))
+    assert axis_labels(svg, "f1") == ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+
+
+def test_interval_points_draw_every_interval_clear_of_the_frame() -> None:
+    """An interval's ends stop inside the panel: one that reaches the frame looks cut."""
+    table = pd.DataFrame([{"kind": kind, "metric": metric, "value": .72, "low": low, "high": high}
+                          for metric in ("accuracy", "f1_macro")
+                          for kind, low, high in (("seeds", .703, .727), ("bootstrap", .699, .745))])
+    svg = svg_of(charts.interval_points(table, "value", "low", "high", "kind", "metric", "Side by side"))
+    width = float(re.search(r'class="background"[^>]*d="M0\.5,0\.5h([\d.]+)v', svg)[1])
+    rules = re.findall(r'aria-roledescription="rule mark" transform="translate\(([\d.]+),[\d.]+\)" x2="([\d.]+)"', svg)
+    assert len(rules) == 4
+    assert all(float(start) >= 5 and float(start) + float(length) <= width - 5 for start, length in rules)

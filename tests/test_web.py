@@ -120,24 +120,33 @@ def test_the_openapi_ui_works_offline(page, server: str) -> None:
     assert page.problems == []
 
 
-def test_an_unsure_answer_shows_its_candidates_and_a_sure_one_hides_them(page, server: str) -> None:
-    """The page shows the conformal set exactly when the API says unsure (answers altered on their way in)."""
+def test_an_unsure_answer_tags_its_candidates_in_the_bars_once_and_a_sure_one_tags_none(page, server: str) -> None:
+    """The conformal set is shown once: as tagged bars, never again as a list in the unsure box; candidates beyond
+    the chosen top k get a bar of their own (answers altered on their way in)."""
+    query = "doliprane enceinte ?"
+    truth = expected(server, query, k=3)
+
     def answer(route, unsure: bool) -> None:
         body = route.fetch().json()
-        route.fulfill(json=body | {"unsure": unsure, "candidates": body["top_k"][:2]})
+        route.fulfill(json=body | {"unsure": unsure, "candidates": truth["top_k"]})
 
-    box = page.locator("#unsure")
+    box, bars = page.locator("#unsure"), page.locator("#results li")
     page.route("**/intent?*", lambda route: answer(route, True))
-    page.locator("#query").fill("doliprane enceinte ?")
+    page.select_option("#top_k", "1")
+    page.locator("#query").fill(query)
     sync_api.expect(box).to_be_visible(timeout=15_000)
-    sync_api.expect(box.locator("li")).to_have_count(2)
-    truth = expected(server, "doliprane enceinte ?")
-    sync_api.expect(box.locator("li").first).to_contain_text(truth["name"])
+    sync_api.expect(bars).to_have_count(3)  # top 1, and the two other candidates
+    assert bars.evaluate_all("els => els.map(e => Number(e.dataset.intent))") == [c["intent"] for c in truth["top_k"]]
+    sync_api.expect(page.locator("#results li.candidate .tag")).to_have_count(3)
+    assert box.locator("li").count() == 0, "the unsure box does not list the candidates a second time"
     sync_api.expect(box).to_contain_text("90,0")  # the card's 1 - alpha
+    sync_api.expect(box).to_contain_text("l'une des 3")
     page.unroute("**/intent?*")
     page.route("**/intent?*", lambda route: answer(route, False))
     page.locator("#query").fill("effets secondaires du doliprane")
     sync_api.expect(box).to_be_hidden(timeout=15_000)
+    sync_api.expect(bars).to_have_count(1)
+    assert page.locator("#results li.candidate").count() == 0
     assert page.problems == []
 
 
@@ -152,8 +161,8 @@ def test_an_unsure_answer_says_why(page, server: str, query: str, why: str, has_
     sync_api.expect(box).to_be_visible(timeout=15_000)
     sync_api.expect(box).to_contain_text(why)
     sync_api.expect(page.locator("#coverage")).to_be_visible(visible=has_candidates)
-    if has_candidates:
-        sync_api.expect(box.locator("li").first).to_be_visible()
-    else:
-        sync_api.expect(box.locator("li")).to_have_count(0)
+    candidates = expected(server, query)["candidates"]
+    sync_api.expect(page.locator("#results li.candidate")).to_have_count(len(candidates))
+    assert len(candidates) > 0 if has_candidates else candidates == []
+    assert box.locator("li").count() == 0
     assert page.problems == []

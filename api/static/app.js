@@ -7,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const form = $("ask"), input = $("query"), topK = $("top_k"), results = $("results"),
     status = $("status"), count = $("count"), model = $("model"), unsure = $("unsure"),
-    candidates = $("candidates"), reason = $("reason"), coverage = $("coverage");
+    reason = $("reason"), coverage = $("coverage");
   const MAX_CHARS = input.maxLength;  // the server writes its limit into the page
   let timer = null, inFlight = null, lastKey = "";
 
@@ -27,14 +27,26 @@
     status.classList.toggle("error", Boolean(isError));
   }
 
+  // The bars: the top intents and, when the answer is unsure, every candidate of its conformal set, each intent
+  // once, most probable first; the candidates carry a "candidate" tag instead of being listed a second time.
+  function ranked(prediction) {
+    const unsureSet = prediction.unsure ? prediction.candidates : [];
+    const byIntent = new Map(prediction.top_k.map((item) => [item.intent, item]));
+    unsureSet.forEach((item) => { if (!byIntent.has(item.intent)) byIntent.set(item.intent, item); });
+    const candidates = new Set(unsureSet.map((item) => item.intent));
+    return [...byIntent.values()].sort((a, b) => b.score - a.score)
+      .map((item) => ({ item: item, candidate: candidates.has(item.intent) }));
+  }
+
   function render(prediction) {
     results.replaceChildren();
-    prediction.top_k.forEach((item, rank) => {
-      const li = el("li", rank === 0 ? "result best" : "result");
+    ranked(prediction).forEach(({ item, candidate }, rank) => {
+      const li = el("li", "result" + (rank === 0 ? " best" : "") + (candidate ? " candidate" : ""));
       li.dataset.intent = String(item.intent);
       const label = el("div", "label");
-      label.append(el("span", "name", item.name), el("span", "id", "#" + item.intent),
-        el("span", "score", percent(item.score)));
+      label.append(el("span", "name", item.name), el("span", "id", "#" + item.intent));
+      if (candidate) label.append(el("span", "tag", "candidate"));
+      label.append(el("span", "score", percent(item.score)));
       const bar = el("div", "bar");
       const fill = el("div", "fill");
       fill.style.width = Math.max(0.5, 100 * item.score).toFixed(1) + "%";
@@ -43,7 +55,7 @@
       results.append(li);
     });
     showStatus("Intention la plus probable : " + prediction.name + " (" + percent(prediction.confidence) + ")");
-    showCandidates(prediction);
+    showUnsure(prediction);
   }
 
   // Why an answer is unsure (the API's `reason`), in the page's words.
@@ -52,16 +64,20 @@
     out_of_scope: "La question ne ressemble à aucune question sur les médicaments vues à l'entraînement.",
     low_confidence: "Le modèle hésite.",
   };
+  let confidenceText = null;  // 1 - alpha, from the card
 
-  // An unsure answer says why and shows its conformal set: the intents that hold the true one with the card's
-  // coverage (none when the question has no content).
-  function showCandidates(prediction) {
-    const shown = prediction && prediction.unsure ? prediction.candidates : [];
-    candidates.replaceChildren(...shown.map(
-      (item) => el("li", "", item.name + " (#" + item.intent + ", " + percent(item.score) + ")")));
-    reason.textContent = prediction && prediction.unsure ? (REASONS[prediction.reason] || "") : "";
-    coverage.hidden = shown.length === 0;
-    unsure.hidden = !(prediction && prediction.unsure);
+  // An unsure answer says why and how many intents its conformal set holds (tagged in the bars below; none when
+  // the question has no content).
+  function showUnsure(prediction) {
+    const isUnsure = Boolean(prediction && prediction.unsure);
+    const size = isUnsure ? prediction.candidates.length : 0;
+    reason.textContent = isUnsure ? (REASONS[prediction.reason] || "") : "";
+    const odds = confidenceText ? "Avec " + confidenceText + " de chances, l" : "L";
+    coverage.textContent = size === 1
+      ? odds + "'intention est celle marquée «\u00a0candidate\u00a0» ci-dessous."
+      : odds + "'intention est l'une des " + size + " marquées «\u00a0candidate\u00a0» ci-dessous.";
+    coverage.hidden = size === 0;
+    unsure.hidden = !isUnsure;
   }
 
   async function classify() {
@@ -72,7 +88,7 @@
     if (inFlight) inFlight.abort();
     if (!query.trim()) {
       results.replaceChildren();
-      showCandidates(null);
+      showUnsure(null);
       showStatus("Tapez une question ou cliquez sur un exemple.");
       return;
     }
@@ -85,7 +101,7 @@
       if (controller !== inFlight) return;  // a newer request was sent meanwhile
       if (!response.ok) {
         results.replaceChildren();
-        showCandidates(null);
+        showUnsure(null);
         showStatus(body.detail || ("Erreur " + response.status), true);
         return;
       }
@@ -144,9 +160,7 @@
       const card = await response.json();
       const v = card.validation || {};
       const u = card.uncertainty || {};
-      if (typeof u.alpha === "number") {
-        coverage.textContent = "Avec " + percent(1 - u.alpha) + " de chances, l'intention est l'une de\u00a0:";
-      }
+      if (typeof u.alpha === "number") confidenceText = percent(1 - u.alpha);
       const data = card.dataset || {};
       const rows = [
         ["Version", card.model_version],
