@@ -23,7 +23,11 @@ Modules, one job each (ARCHITECTURE.md draws how they fit; tests/test_module_lis
     refit       fast refits on cached features, shared by variability and tuning
     variability evaluation uncertainty (bootstrap) and training variability (refits over split seeds) (notebook 04)
     best_params the tuned-parameters file: build, write, read, summarise
-    tuning      Optuna search: search space, storages, worker processes (notebook 05)
+    tuning      the Optuna search: search space, the trials' cheaper recipe, pruning, the study (notebook 05)
+    tuning_storage where a study lives: storage URLs (without passwords) and Optuna storages
+    tuning_workers where trials run: this process or worker processes sharing a study; the worker command
+    tuning_results the trials table, the best trial refitted with the full recipe against the defaults, the record
+    tune_tracking make tune on record: an MLflow parent run, a child run per trial
     data_quality likely label errors and conflicting duplicates, and the data-quality record (notebook 06)
     question_profile how questions look: length, unseen words, language, junk; test against labelled (06)
     relabel     the relabel experiment: does cleaning the training labels help? (06, off by default)

@@ -4,7 +4,9 @@
 recent (TF-IDF settings, training rows) pairs, so a refit that changes only ``C``, the class weighting or the
 vector weight refits only the classifier. ``fit_predict`` then fits the same ``CalibratedLinearSVC`` as the
 full model (its out-of-fold calibration included, since predictions depend on it): predictions are identical
-to ``fit_model``'s. Used by the variability study (refits over split seeds) and by tuning (trials).
+to ``fit_model``'s. Used by the variability study (refits over split seeds) and by tuning. Tuning trials may ask
+for fewer calibration ``folds``, a cheaper recipe that only ranks configurations; its predictions are then not
+``fit_model``'s.
 """
 
 from __future__ import annotations
@@ -76,14 +78,18 @@ class FeatureCache:
 
 
 def fit_predict(cache: FeatureCache, params: ModelParams, train_rows: np.ndarray, y_train: Sequence[int],
-                predict_rows: np.ndarray, random_state: int = 0, subset: np.ndarray | None = None) -> np.ndarray:
+                predict_rows: np.ndarray, random_state: int = 0, subset: np.ndarray | None = None,
+                folds: int | None = None) -> np.ndarray:
     """Fit on ``train_rows`` (or the positions ``subset`` of them, features still fitted on all train rows)
-    and predict ``predict_rows``: the predictions ``fit_model`` would give."""
+    and predict ``predict_rows``: the predictions ``fit_model`` would give, or, with ``folds``, those of a
+    classifier calibrated on that many folds instead of the model's."""
     train_rows, y_train = np.asarray(train_rows), np.asarray(y_train)
     features = cache.matrix(params, train_rows)
     if subset is not None:
         train_rows, y_train = train_rows[subset], y_train[subset]
     classifier = build_model(params, random_state).named_steps["classifier"]
+    if folds is not None:
+        classifier.set_params(cv=folds)
     classifier.fit(features[train_rows], y_train)
     return classifier.predict(features[np.asarray(predict_rows)])
 
@@ -101,8 +107,10 @@ class SplitData:
         self.y_val = val["intention"].to_numpy()
         self.labels = np.unique(self.y_train)  # the model's classes, as 02/03 score them
 
-    def predict(self, params: ModelParams, subset: np.ndarray | None = None, random_state: int = 0) -> np.ndarray:
-        return fit_predict(self.cache, params, self.train_rows, self.y_train, self.val_rows, random_state, subset)
+    def predict(self, params: ModelParams, subset: np.ndarray | None = None, random_state: int = 0,
+                folds: int | None = None) -> np.ndarray:
+        return fit_predict(self.cache, params, self.train_rows, self.y_train, self.val_rows, random_state, subset,
+                           folds)
 
     def scores(self, predicted: np.ndarray) -> dict[str, float]:
         return summary_scores(self.y_val, predicted, labels=self.labels)

@@ -122,9 +122,10 @@ def connect(root: Path, train: bool = True) -> "MlflowClient":
     return client
 
 
-def open_run(root: Path) -> TrackedRun | None:
-    """Start this train run's MLflow run (None when tracking is off); ``TrackingError`` if the store fails."""
-    (root / COMPARISON_PATH).unlink(missing_ok=True)  # it described an earlier run
+def open_run(root: Path, command: str = "train") -> TrackedRun | None:
+    """Start this ``command``'s MLflow run (None when tracking is off); ``TrackingError`` if the store fails."""
+    if command == "train":
+        (root / COMPARISON_PATH).unlink(missing_ok=True)  # it described an earlier run
     if not enabled():
         return None
     client = connect(root)
@@ -134,7 +135,7 @@ def open_run(root: Path) -> TrackedRun | None:
         experiment = client.get_experiment_by_name(EXPERIMENT)
         experiment_id = (experiment.experiment_id if experiment is not None
                          else client.create_experiment(EXPERIMENT, artifact_location=artifact_location(uri)))
-        run = client.create_run(experiment_id, tags={"command": "train"})
+        run = client.create_run(experiment_id, tags={"command": command})
     except Exception as exc:  # noqa: BLE001 - any failure of the store means the same thing to the user
         raise store_error(uri, started, exc) from exc
     log.info("tracking run %s in %s", run.info.run_id, _shown(uri))
@@ -192,18 +193,23 @@ def artefacts(root: Path) -> list[tuple[Path, str]]:
 def finish_run(tracked: TrackedRun, steps: dict[str, str], declared: dict[str, dict[str, str]],
                overrides: dict[str, Any]) -> None:
     """Log the run's parameters, figures, tags (``step.<name>``: ran or reused) and artefacts."""
-    from mlflow.entities import Param, RunTag
-
     metrics, tags, model_params = run_figures(tracked.root)
     params = resolved_parameters(declared, overrides) | {k: str(v) for k, v in model_params.items()}
     tags |= {f"step.{name}": outcome for name, outcome in steps.items()}
+    log_values(tracked, params, tags)
+    log_figures(tracked, metrics)
+    for path, folder in artefacts(tracked.root):
+        tracked.client.log_artifact(tracked.run_id, str(path), folder)
+
+
+def log_values(tracked: TrackedRun, params: dict[str, str], tags: dict[str, str]) -> None:
+    """Log parameters and tags (name -> text) to the run, in batches."""
+    from mlflow.entities import Param, RunTag
+
     items = list(params.items())
     for start in range(0, len(items), BATCH):
         tracked.client.log_batch(tracked.run_id, params=[Param(k, v) for k, v in items[start:start + BATCH]])
     tracked.client.log_batch(tracked.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
-    log_figures(tracked, metrics)
-    for path, folder in artefacts(tracked.root):
-        tracked.client.log_artifact(tracked.run_id, str(path), folder)
 
 
 def log_figures(tracked: TrackedRun, metrics: dict[str, float]) -> None:
@@ -220,9 +226,9 @@ def end_run(tracked: TrackedRun, succeeded: bool) -> None:
 
 
 @contextmanager
-def tracked_run(root: Path, wanted: bool = True) -> Iterator[TrackedRun | None]:
+def tracked_run(root: Path, wanted: bool = True, command: str = "train") -> Iterator[TrackedRun | None]:
     """``open_run`` (when ``wanted``), ended FINISHED when the block completes and FAILED when it raises."""
-    tracked = open_run(root) if wanted else None
+    tracked = open_run(root, command) if wanted else None
     try:
         yield tracked
     except BaseException:
