@@ -94,6 +94,7 @@ RUNS_ARTIFACTS = "artifacts"
 # bench/results/: what `make bench` and `make bench-api` measured.
 BENCH_RESULTS_DIR = Path("bench") / "results"
 BENCH_MODEL_FILE = "model.json"  # make bench
+BENCH_TRAIN_FILE = "train.json"  # bench/bench_train.py: make train's fresh run and reruns
 BENCH_WEIGHTS_FILE = "sentence_weights.json"  # make bench over several sentence weights (docs/model.md says how)
 
 # docs/: the figures README and the docs pages quote (`make results`, intent_lib/results.py): the committed snapshot,

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from intent_lib.files import read_json, write_json
-from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, BENCH_WEIGHTS_FILE, DATA_QUALITY_PATH, METRICS_PATH,
-                              MODEL_PATH, RESULTS_PAGES, RESULTS_SNAPSHOT, STAMPS_DIR, VARIABILITY_PATH, card_path,
-                              project_root)
+from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, BENCH_TRAIN_FILE, BENCH_WEIGHTS_FILE,
+                              DATA_QUALITY_PATH, METRICS_PATH, MODEL_PATH, RESULTS_PAGES, RESULTS_SNAPSHOT, STAMPS_DIR,
+                              VARIABILITY_PATH, card_path, project_root)
 
 HEADLINE = ("accuracy", "f1_macro")
 VALIDATION = ("n", "answered_share", "answered_accuracy", "conformal_coverage", "mean_set_size")
@@ -129,12 +129,23 @@ def _bench(path: Path) -> dict[str, Any]:
                                                                           "configs", "default_sentence_weight")}
 
 
+def _bench_train(path: Path) -> dict[str, Any]:
+    """``bench/bench_train.py``'s record: each run's command, time, load and the steps it ran."""
+    record = read_json(path)
+    first = record["runs"][0]
+    return {"source": {"git_commit": first["git_commit"], "dataset_source": record["dataset"],
+                       "dataset_sha256": record["dataset_sha256"], "date": first["measured_at"]},
+            "runs": [_pick(run, ("run", "command", "seconds", "load_at_start", "load_at_end", "cores", "ran"))
+                     for run in record["runs"]]}
+
+
 def distil(root: Path, committed: dict[str, Any] | None = None) -> dict[str, Any]:
     """The snapshot of the artefacts under ``root``: a section per source present; the others as ``committed``."""
     sections = dict((committed or {}).get("sections", {}))
     card_file = card_path(root / MODEL_PATH)
     card = read_json(card_file) if card_file.is_file() else None
     bench, weights = root / BENCH_RESULTS_DIR / BENCH_MODEL_FILE, root / BENCH_RESULTS_DIR / BENCH_WEIGHTS_FILE
+    train_times = root / BENCH_RESULTS_DIR / BENCH_TRAIN_FILE
     readers: dict[str, tuple[Path, Callable[[], dict[str, Any] | None]]] = {
         "evaluation": (root / METRICS_PATH, lambda: _evaluation(root, card)),
         "variability": (root / VARIABILITY_PATH, lambda: _variability(root, card)),
@@ -142,6 +153,7 @@ def distil(root: Path, committed: dict[str, Any] | None = None) -> dict[str, Any
         "relabel": (root / DATA_QUALITY_PATH, lambda: _relabel(root, card)),
         "bench_model": (bench, lambda: _bench(bench)),
         "bench_weights": (weights, lambda: _bench(weights)),
+        "bench_train": (train_times, lambda: _bench_train(train_times)),
     }
     for name, (artefact, read) in readers.items():
         needs_card = not name.startswith("bench_")
