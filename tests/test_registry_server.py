@@ -96,7 +96,23 @@ def test_the_run_is_on_record_with_its_metrics_parameters_tags_and_artefacts(ser
     assert {f"step.{step}": "ran" for step in STEPS}.items() <= tags.items()
     logged = {f.path for folder in ("model", "reports") for f in client.list_artifacts(run_id, folder)}
     assert {"model/intent_model.pkl", "model/model_card.json", "reports/metrics.json"} <= logged
-    # The child runs of a 3-trial `make tune` are checked here once the tuning runs are tracked (issue 20, item 2).
+
+
+def test_a_3_trial_tune_is_a_parent_run_with_its_trials_as_child_runs(server_url: str, trained) -> None:
+    root, train_run_id, _ = trained
+    run = subprocess.run([sys.executable, "-m", "intent_lib", "tune", "-p", "n_trials=3", "-p", "n_resamples=50"],
+                         cwd=root, capture_output=True, text=True, env=environment(root, server_url), timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    client = mlflow_client(server_url)
+    experiment = client.get_run(train_run_id).info.experiment_id
+    parents = client.search_runs([experiment], "tags.command = 'tune'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent = parents[0]
+    children = client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(child.data.tags["trial"] for child in children) == ["0", "1", "2"]
+    for child in children:
+        assert child.data.params and "pruned" in child.data.tags and child.info.status == "FINISHED"
+    assert parent.data.tags["best_trial"] in {"0", "1", "2"} and "best_params_written" in parent.data.tags
 
 
 @pytest.fixture(scope="module")
