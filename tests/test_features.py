@@ -101,8 +101,9 @@ def test_no_progress_bar_object_off_a_terminal() -> None:
     assert features._progress(batches) is batches
 
 
-def test_evicting_a_cached_embedding_frees_its_row() -> None:
+def test_evicting_a_cached_embedding_frees_its_row(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each cached embedding owns its floats: a view into its call's array would keep the whole array alive."""
+    monkeypatch.delenv(EMBEDDING_CACHE_ENV, raising=False)  # memory only: no chunks an earlier run left on disk
     cache = EmbeddingCache()
     cache.embed(TEXTS[:3])
     assert all(vector.base is None for vector in cache._vectors.values())

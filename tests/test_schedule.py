@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from intent_lib import pipeline
-from intent_lib.paths import STAMPS_DIR, TRAIN_NOTEBOOKS
+from intent_lib.paths import EMBEDDING_CACHE_ENV, STAMPS_DIR, TRAIN_NOTEBOOKS
 
 REPO = Path(__file__).resolve().parents[1]
 INDEPENDENT = ("03_evaluate", "04_variability", "06_data_quality")  # all read 02's outputs, none another's
@@ -31,8 +31,9 @@ def test_each_step_waits_for_the_steps_whose_outputs_it_reads() -> None:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setenv(EMBEDDING_CACHE_ENV, str(tmp_path / "cache"))  # run_notebooks sets it for its kernels
     return tmp_path
 
 
