@@ -20,9 +20,7 @@ from prometheus_client.registry import Collector
 
 from api.registry import Registry
 from intent_lib.paths import SUPERVISOR_PID_FILE, WORKER_PIDS_FILE
-from intent_lib.reasons import NO_CONTENT, OUT_OF_SCOPE
-
-UNSURE = "unsure"  # the card's share of answers given any reason (intent_lib.reasons.reason_shares)
+from intent_lib.reasons import flag_shares
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -41,8 +39,8 @@ class ModelInfo(Collector):
                                    "in service flagged unsure, or out of scope (reason out_of_scope or no_content), "
                                    "from its card", labels=["flag"])
         if rates := (self.card.get("uncertainty") or {}).get("validation_rates"):
-            shares.add_metric(["unsure"], rates[UNSURE])
-            shares.add_metric(["out_of_scope"], rates[OUT_OF_SCOPE] + rates[NO_CONTENT])
+            for flag, share in flag_shares(rates).items():
+                shares.add_metric([flag], share)
         yield shares
 
 

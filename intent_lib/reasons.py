@@ -36,3 +36,9 @@ def reason_shares(reasons: Sequence[str | None]) -> dict[str, float]:
     """The share of answers given each reason, and of unsure answers (any reason)."""
     n = max(len(reasons), 1)
     return {"unsure": sum(r is not None for r in reasons) / n} | {r: list(reasons).count(r) / n for r in REASONS}
+
+
+def flag_shares(shares: dict[str, float]) -> dict[str, float]:
+    """``reason_shares``' figures as the API flags answers: ``unsure`` (any reason) and ``out_of_scope`` (the
+    reasons ``out_of_scope`` and ``no_content``), what the alerts compare served shares with."""
+    return {"unsure": shares["unsure"], "out_of_scope": shares[OUT_OF_SCOPE] + shares[NO_CONTENT]}
