@@ -7,7 +7,8 @@ batch throughput, against a running server (one is started for the run when noth
 The load generator is a small asyncio HTTP/1.1 client over keep-alive connections (one per concurrent user),
 so that its own overhead stays well under the server's; it runs on the same machine as the server.
 Every level is bounded by a request count and a time limit. Results are printed and written as JSON to
-``bench/results/bench_api.json``.
+``bench/results/bench_api.json``, with the command, commit, date, load and the served model's dataset (what
+`make results` quotes).
 """
 
 from __future__ import annotations
@@ -22,17 +23,21 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
 
 from api.settings import MAX_BATCH
 from intent_lib.data import DEMO_DIR, load_questions
-from intent_lib.paths import BENCH_RESULTS_DIR, TEST_INPUTS, TEST_INPUTS_PATH, project_root, resolve
+from intent_lib.files import read_json
+from intent_lib.paths import (BENCH_API_FILE, BENCH_RESULTS_DIR, MODEL_PATH, TEST_INPUTS, TEST_INPUTS_PATH, card_path,
+                              project_root, resolve)
+from intent_lib.results import finished, measurement
 from posos_client.server import health, local_server
 
 ROOT = project_root()
-RESULTS = ROOT / BENCH_RESULTS_DIR / "bench_api.json"
+RESULTS = ROOT / BENCH_RESULTS_DIR / BENCH_API_FILE
 # Latency aims (ms) per concurrency: a new question alone (c=1, p50), and a small team's traffic (c=8).
 AIMS = [{"concurrency": 1, "p50_ms": 5.0}, {"concurrency": 8, "p50_ms": 5.0, "p99_ms": 25.0}]
 
@@ -42,6 +47,35 @@ def questions() -> tuple[list[str], str]:
     source = path if path.is_file() else DEMO_DIR / TEST_INPUTS
     texts = [q for q in load_questions(source)["question"].tolist() if q.strip()]
     return texts, ("demo test questions" if source != path else str(path))
+
+
+def served_dataset(card: dict[str, Any]) -> dict[str, str]:
+    """The dataset a served model was trained on, as its card names it: the provenance of a server's figures."""
+    return {"dataset": card["dataset"]["source"], "dataset_sha256": card["dataset"]["sha256"]}
+
+
+def local_card() -> dict[str, Any]:
+    """The card of the model at ``MODEL_PATH``, which the servers a bench starts serve."""
+    return read_json(card_path(resolve(os.environ.get("MODEL_PATH", str(MODEL_PATH)))))
+
+
+def invocation(argv: list[str] | None) -> str:
+    """The command line of the running bench (``python bench/NAME.py ARGS``), as its record quotes it."""
+    return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *(sys.argv[1:] if argv is None else argv)])
+
+
+def record(started: dict[str, Any], card: dict[str, Any], figures: dict[str, Any], output: Path) -> None:
+    """Write a bench's figures with their measurement (``started`` completed now) and the model's dataset."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(figures | served_dataset(card) | {"measurement": finished(started)}, indent=2) + "\n",
+                      encoding="utf-8")
+    print(f"Wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+
+
+def worker_count(client: httpx.Client, url: str) -> int:
+    """How many workers the server at ``url`` runs, from its process metrics."""
+    lines = client.get(f"{url}/metrics").text.splitlines()
+    return sum(line.startswith("posos_process_resident_memory_bytes{") and 'role="worker"' in line for line in lines)
 
 
 def percentile(sorted_values: list[float], p: float) -> float:
@@ -172,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         running = health(client, url) == 200
         with nullcontext() if running else local_server(url, client, 180):
             card = client.get(f"{url}/version").json()
+            workers = worker_count(client, url)
+            started = measurement(invocation(argv))
             print(f"Benchmarking {url} (model {card.get('model_version')}, {source}, {len(texts):,} questions; "
                   f"{os.cpu_count()} CPUs, server {'already running' if running else 'started for the run'})")
             if args.warmup:
@@ -198,13 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             found = ", ".join(f"{k.removesuffix('_ms')} {aimed[k]} ms" for k in bounds)
             ok = all(aimed[k] < v for k, v in bounds.items())
             print(f"Aim at c={aim['concurrency']}: {wanted}: {'met' if ok else 'NOT met'} ({found})")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({
-        "url": url, "model_version": card.get("model_version"), "questions": source, "cpus": os.cpu_count(),
-        "python": platform.python_version(), "server_started_for_run": not running,
-        "get": levels, "batch": batch, "aims": AIMS,
-    }, indent=2), encoding="utf-8")
-    print(f"Wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    record(started, card, {"url": url, "model_version": card.get("model_version"), "questions": source,
+                           "python": platform.python_version(), "workers": workers, "server_started_for_run": not running,
+                           "get": levels, "batch": batch, "aims": AIMS}, args.output)
     return 0 if all(lv["errors"] == 0 for lv in levels) else 1
 
 

@@ -15,7 +15,8 @@ is the one asked for, and stops them at the end. Three parts:
    (emoji, punctuation, unspaced letters, symbols, mixed scripts) by GET back to back; target p99 <= 500 ms.
 
 Bounded by a request count and a time limit per part; results printed and written to
-``bench/results/bench_load.json``. Figures measured on a shared machine are noisy: say so when quoting them.
+``bench/results/bench_load.json`` with the command, commit, date, load and the model's dataset (what `make results`
+quotes). Figures measured on a shared machine are noisy: the record's load says how shared it was.
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench_api import Connection, percentile, questions  # this script's folder is on sys.path
+from bench_api import Connection, invocation, local_card, percentile, questions, record  # this folder is on sys.path
 
 from api.settings import MAX_BATCH, MAX_QUERY_CHARS
-from intent_lib.paths import BENCH_RESULTS_DIR, MODEL_PATH, project_root
+from intent_lib.paths import BENCH_LOAD_FILE, BENCH_RESULTS_DIR, MODEL_PATH, project_root
+from intent_lib.results import measurement
 from posos_client.server import ServerError, api_server, free_port
 
 ROOT = project_root()
-RESULTS = ROOT / BENCH_RESULTS_DIR / "bench_load.json"
+RESULTS = ROOT / BENCH_RESULTS_DIR / BENCH_LOAD_FILE
 STARVING_CLIENTS = 4
 STARVING_BATCH = 500
 PROBES = 200
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     texts, source = questions()
+    card, started = local_card(), measurement(invocation(argv))
     print(f"Load test on loopback ({source}, {len(texts):,} questions; {os.cpu_count()} CPUs; "
           f"model {os.environ.get('MODEL_PATH', str(MODEL_PATH))})")
     with server(args.workers) as port:
@@ -242,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  answers: {dict(User.statuses)}")
     print(line("GET /intent", result["get"]))
     print(line(f"POST /intent ({args.batch_size} questions)", result["post"]))
-    report: dict[str, object] = {"questions": source, "cpus": os.cpu_count(), "args": vars(args) | {"output": None},
-                                 "mixed": result}
+    settings = {k: v for k, v in vars(args).items() if k != "output"}
+    report: dict[str, object] = {"questions": source, "settings": settings, "mixed": result}
     if args.starvation_workers:
         report["starvation"] = starved = on_server(args.starvation_workers, starvation, texts)
         print(f"Starvation, {args.starvation_workers} worker(s):")
@@ -259,9 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line("flood GET", attacked["floods"]))
         print(f"  ordinary GET p99 {attacked['get_with_4_flooders']['p99_ms']:.1f} ms "
               f"({'within' if attacked['met'] else 'OVER'} the {HOSTILE_P99_MS} ms target)")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2), encoding="utf-8")
-    print(f"Wrote {args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output}")
+    record(started, card, report, args.output)
     return 0 if result["errors"] == 0 else 1
 
 

@@ -8,7 +8,8 @@ Starts ``python -m api.serve`` on loopback (the model at ``MODEL_PATH``) with ``
 per worker: the first ``WORDS`` words of a test question and a new number (a new sentence embedding, and a new
 word in spaCy's vocabulary; short, so that 100,000 of them are encoded in minutes: an entry's size does not depend
 on its text's length). At every tenth of the way it reads ``/metrics``: each process's resident memory and each worker's
-cache entries. Prints the table and the memory per cached entry, writes ``bench/results/bench_memory.json``.
+cache entries. Prints the table and the memory per cached entry, writes ``bench/results/bench_memory.json`` (with
+the command, commit, date, load and the model's dataset: what `make results` quotes).
 Resident memory on a shared machine is an upper bound of what the server needs (freed memory is not always
 given back to the system).
 """
@@ -17,20 +18,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
 import time
-from pathlib import Path
 
 import httpx
-from bench_api import questions  # this script's folder is on sys.path
+from bench_api import invocation, local_card, questions, record  # this script's folder is on sys.path
 
 from intent_lib.features import MEMORY_ENTRIES
-from intent_lib.paths import BENCH_RESULTS_DIR, project_root
+from intent_lib.paths import BENCH_MEMORY_FILE, BENCH_RESULTS_DIR, project_root
+from intent_lib.results import measurement
 from posos_client.server import api_server, free_port
 
-RESULTS = project_root() / BENCH_RESULTS_DIR / "bench_memory.json"
+RESULTS = project_root() / BENCH_RESULTS_DIR / BENCH_MEMORY_FILE
 CLIENTS = 2  # batches in flight: one predicted while the next waits
 CHECKPOINTS = 10
 WORDS = 6
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     rows = []
+    card, measured = local_card(), measurement(invocation(argv))
     started = time.monotonic()
     with api_server("127.0.0.1", port, 300, workers=args.workers,
                     env={"EMBEDDING_CACHE_ENTRIES": str(args.entries)}), httpx.Client(timeout=60) as http:
@@ -107,11 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         per_entry = round(sum(grown) * MB / max(sum(cached), 1) / 1024, 2)
         print(f"full cache ({args.entries:,} entries): worker RSS {full['workers_mb']} MB; at the end "
               f"{rows[-1]['workers_mb']} MB; ~{per_entry} KB per cached entry (between the first checkpoint and full)")
-    result = {"entries": args.entries, "workers": args.workers, "batch_size": args.batch_size, "source": source,
-              "load_average": os.getloadavg(), "seconds": round(time.monotonic() - started, 1),
-              "kb_per_entry": per_entry, "rows": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    record(measured, card, {"entries": args.entries, "workers": args.workers, "batch_size": args.batch_size,
+                            "questions": source, "kb_per_entry": per_entry, "rows": rows, "full": full}, RESULTS)
     return 0
 
 

@@ -27,7 +27,6 @@ import time
 from dataclasses import replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits

@@ -10,8 +10,9 @@ compares the two rankings over the trials' configurations:
 * whether the search's best trial is the full recipe's best, and by how much it falls short of it.
 
 ``--also-folds 3`` scores the configurations with other calibration folds too; ``--checkpoint`` scores the pruning
-checkpoint (the search recipe on ``tuning.STAGE_FRACTION`` of the training rows). Prints a table and the figures;
-times are wall seconds on whatever load the machine has (give ``uptime`` with them).
+checkpoint (the search recipe on ``tuning.STAGE_FRACTION`` of the training rows). Prints a table and the figures
+and writes them to ``bench/results/tuning_recipes.json`` with the command, commit, date, dataset and the machine's
+load (what `make results` quotes); times are wall seconds on whatever load the machine has.
 
     .venv/bin/python bench/bench_tuning.py --trials 10 [--objective f1_macro] [--also-folds 3] [--checkpoint]
 """
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -30,9 +33,13 @@ from joblib import parallel_config
 from scipy.stats import kendalltau
 
 from intent_lib import tuning, tuning_workers
+from intent_lib.classifier import CalibratedLinearSVC
+from intent_lib.data import locate_dataset
 from intent_lib.model import ModelParams
-from intent_lib.paths import EMBEDDING_CACHE_DIR, EMBEDDING_CACHE_ENV, PROCESSED_DIR, project_root
+from intent_lib.paths import (BENCH_RESULTS_DIR, BENCH_TUNING_FILE, DATA_DIR, EMBEDDING_CACHE_DIR, EMBEDDING_CACHE_ENV,
+                              PROCESSED_DIR, project_root)
 from intent_lib.refit import SplitData
+from intent_lib.results import finished, measurement
 from intent_lib.split import Split
 
 
@@ -71,6 +78,7 @@ def main() -> None:
     root = project_root()
     os.environ.setdefault(EMBEDDING_CACHE_ENV, str(root / EMBEDDING_CACHE_DIR))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    measured = measurement(" ".join(["python bench/bench_tuning.py", *sys.argv[1:]]))
     split = Split.read(root / PROCESSED_DIR)
     data = SplitData(split, root)
     study = tuning.open_study(None, "bench", args.objective, split, args.seed, prune=False)
@@ -94,16 +102,25 @@ def main() -> None:
             rows.append(row)
             print("  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v:>3}" for k, v in row.items()), flush=True)
     table = pd.DataFrame(rows)
-    full = table["full"].to_numpy()
+    full, full_folds = table["full"].to_numpy(), CalibratedLinearSVC().cv
     print(f"\n{len(table)} configurations of a {args.trials}-trial search (TPE seed {args.seed}), {args.objective} "
-          f"on the validation split; search recipe: {tuning.SEARCH_FOLDS} calibration folds, full recipe: 5.")
-    print(f"seconds a trial: search {search_seconds / len(trials):.1f}, "
-          + ", ".join(f"{name} {seconds[name] / len(trials):.1f}" for name in recipes))
+          f"on the validation split; search recipe: {tuning.SEARCH_FOLDS} calibration folds, full recipe: {full_folds}.")
+    per_trial = {"search": search_seconds / len(trials)} | {name: seconds[name] / len(trials) for name in recipes}
+    print("seconds a trial: " + ", ".join(f"{name} {value:.1f}" for name, value in per_trial.items()))
+    agreements = {}
     for name in ["search", *(name for name in recipes if name != "full")]:
-        figures = agreement(table[name].to_numpy(), full)
+        agreements[name] = figures = agreement(table[name].to_numpy(), full)
         print(f"{name:>12} vs full: Kendall's tau {figures['kendall_tau']:.2f}, pairwise agreement "
               f"{figures['pairwise']:.0%}, its best is the full recipe's best: {bool(figures['best_is_full_best'])} "
               f"(short by {figures['shortfall']:.4f})")
+    _, dataset = locate_dataset(root / DATA_DIR)
+    output = root / BENCH_RESULTS_DIR / BENCH_TUNING_FILE
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({
+        "dataset": dataset.source, "dataset_sha256": dataset.sha256, "trials": len(table), "objective": args.objective,
+        "search_folds": tuning.SEARCH_FOLDS, "full_folds": full_folds, "seconds_per_trial": per_trial,
+        "agreement": agreements, "measurement": finished(measured)}, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ BENCH_RESULTS_DIR = Path("bench") / "results"
 BENCH_MODEL_FILE = "model.json"  # make bench
 BENCH_TRAIN_FILE = "train.json"  # bench/bench_train.py: make train's fresh run and reruns
 BENCH_WEIGHTS_FILE = "sentence_weights.json"  # make bench over several sentence weights (docs/model.md says how)
+BENCH_API_FILE = "bench_api.json"  # make bench-api: GET latency and throughput, batch throughput
+BENCH_LOAD_FILE = "bench_load.json"  # make bench-load: mixed load, batch starvation, hostile floods
+BENCH_MEMORY_FILE = "bench_memory.json"  # bench/bench_memory.py: a worker's memory as its embedding cache fills
+BENCH_TUNING_FILE = "tuning_recipes.json"  # bench/bench_tuning.py: the search recipe's ranking against the full one
 
 # docs/: the figures README and the docs pages quote (`make results`, intent_lib/results.py): the committed snapshot,
 # the templates of the generated blocks (docs/blocks/<name>.md.j2), and the pages whose blocks are rendered from it
@@ -103,7 +107,8 @@ BENCH_WEIGHTS_FILE = "sentence_weights.json"  # make bench over several sentence
 RESULTS_SNAPSHOT = Path("docs") / "results.json"
 RESULTS_BLOCKS_DIR = Path("docs") / "blocks"
 RESULTS_PAGES = (Path("README.md"), *(Path("docs") / page for page in (
-    "model.md", "uncertainty.md", "data-quality.md", "development.md")))
+    "model.md", "uncertainty.md", "variability-and-tuning.md", "data-quality.md", "runs.md", "api-operations.md",
+    "development.md")))
 
 # notebooks/: the steps, in the order they run.
 NOTEBOOKS_DIR = Path("notebooks")

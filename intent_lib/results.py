@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from intent_lib.files import read_json, write_json
-from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, BENCH_TRAIN_FILE, BENCH_WEIGHTS_FILE,
-                              DATA_QUALITY_PATH, METRICS_PATH, MODEL_PATH, RESULTS_PAGES, RESULTS_SNAPSHOT, STAMPS_DIR,
-                              VARIABILITY_PATH, card_path, project_root)
+from intent_lib.paths import (BENCH_API_FILE, BENCH_LOAD_FILE, BENCH_MEMORY_FILE, BENCH_MODEL_FILE, BENCH_RESULTS_DIR,
+                              BENCH_TRAIN_FILE, BENCH_TUNING_FILE, BENCH_WEIGHTS_FILE, DATA_QUALITY_PATH, METRICS_PATH,
+                              MODEL_PATH, RESULTS_PAGES, RESULTS_SNAPSHOT, STAMPS_DIR, TUNING_PATH, VARIABILITY_PATH,
+                              card_path, project_root)
+from intent_lib.reasons import flag_shares
 
 HEADLINE = ("accuracy", "f1_macro")
 VALIDATION = ("n", "answered_share", "answered_accuracy", "conformal_coverage", "mean_set_size")
@@ -76,6 +78,7 @@ def _evaluation(root: Path, card: dict[str, Any]) -> dict[str, Any]:
     reference_rows = (card.get("out_of_scope") or {}).get("reference_rows", 0)
     return {"source": _provenance(card, root, "03_evaluate"),
             "validation": _pick(card["validation"], VALIDATION) | _pick(metrics["summary"], HEADLINE),
+            "flag_shares": flag_shares(card["uncertainty"]["validation_rates"]),
             "scope": _pick(metrics.get("out_of_scope") or {}, SCOPE)
             | {"labelled_questions": reference_rows, "reference_mb": round(reference_rows * EMBEDDING_BYTES / 1e6, 1)}}
 
@@ -120,23 +123,35 @@ def _relabel(root: Path, card: dict[str, Any]) -> dict[str, Any] | None:
             "variants": [_pick(v, ("variant", "changed", *keep)) for v in experiment["results"]]}
 
 
-def _bench(path: Path) -> dict[str, Any]:
-    """A ``make bench`` record as it is: its own measurement says the command, commit, date and load."""
+def bench_section(path: Path, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A benchmark's record, its figures as it wrote them: its own measurement says the command, commit, date and
+    load; its dataset is the one the model or the split it measured was made from."""
     record = read_json(path)
     return {"source": {"git_commit": record["measurement"]["git_commit"], "dataset_source": record["dataset"],
                        "dataset_sha256": record["dataset_sha256"], "date": record["measurement"]["measured_at"]},
-            "measurement": record["measurement"]} | {k: record[k] for k in ("train_rows", "val_rows", "folds",
-                                                                          "configs", "default_sentence_weight")}
+            "measurement": record["measurement"]} | _pick(record, keys)
 
 
-def _bench_train(path: Path) -> dict[str, Any]:
-    """``bench/bench_train.py``'s record: each run's command, time, load and the steps it ran."""
-    record = read_json(path)
-    first = record["runs"][0]
-    return {"source": {"git_commit": first["git_commit"], "dataset_source": record["dataset"],
-                       "dataset_sha256": record["dataset_sha256"], "date": first["measured_at"]},
-            "runs": [_pick(run, ("run", "command", "seconds", "load_at_start", "load_at_end", "cores", "ran"))
-                     for run in record["runs"]]}
+def _tune(root: Path, card: dict[str, Any]) -> dict[str, Any]:
+    """How long the last ``make tune`` took (its notebook's search and full-recipe refits) and on what load."""
+    record = read_json(root / TUNING_PATH)
+    measured = record["measurement"]
+    return {"source": {"git_commit": measured["git_commit"], "dataset_source": card["dataset"]["source"],
+                       "dataset_sha256": card["dataset"]["sha256"], "date": measured["measured_at"]},
+            "measurement": measured, "seconds": record["study"]["seconds"], "trials": record["study"]["trials"]}
+
+
+MODEL_BENCH = ("train_rows", "val_rows", "folds", "configs", "default_sentence_weight")
+BENCHES = {  # section: (its file under paths.BENCH_RESULTS_DIR, the figures it keeps)
+    "bench_model": (BENCH_MODEL_FILE, MODEL_BENCH),
+    "bench_weights": (BENCH_WEIGHTS_FILE, MODEL_BENCH),
+    "bench_train": (BENCH_TRAIN_FILE, ("runs",)),
+    "bench_api": (BENCH_API_FILE, ("workers", "server_started_for_run", "get", "batch")),
+    "bench_load": (BENCH_LOAD_FILE, ("settings", "mixed", "starvation", "hostile")),
+    "bench_memory": (BENCH_MEMORY_FILE, ("entries", "workers", "batch_size", "kb_per_entry", "rows", "full")),
+    "bench_tuning": (BENCH_TUNING_FILE, ("trials", "objective", "search_folds", "full_folds", "seconds_per_trial",
+                                         "agreement")),
+}
 
 
 def distil(root: Path, committed: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -144,17 +159,16 @@ def distil(root: Path, committed: dict[str, Any] | None = None) -> dict[str, Any
     sections = dict((committed or {}).get("sections", {}))
     card_file = card_path(root / MODEL_PATH)
     card = read_json(card_file) if card_file.is_file() else None
-    bench, weights = root / BENCH_RESULTS_DIR / BENCH_MODEL_FILE, root / BENCH_RESULTS_DIR / BENCH_WEIGHTS_FILE
-    train_times = root / BENCH_RESULTS_DIR / BENCH_TRAIN_FILE
     readers: dict[str, tuple[Path, Callable[[], dict[str, Any] | None]]] = {
         "evaluation": (root / METRICS_PATH, lambda: _evaluation(root, card)),
         "variability": (root / VARIABILITY_PATH, lambda: _variability(root, card)),
         "data_quality": (root / DATA_QUALITY_PATH, lambda: _data_quality(root, card)),
         "relabel": (root / DATA_QUALITY_PATH, lambda: _relabel(root, card)),
-        "bench_model": (bench, lambda: _bench(bench)),
-        "bench_weights": (weights, lambda: _bench(weights)),
-        "bench_train": (train_times, lambda: _bench_train(train_times)),
+        "tune": (root / TUNING_PATH, lambda: _tune(root, card)),
     }
+    for name, (file, keys) in BENCHES.items():
+        path = root / BENCH_RESULTS_DIR / file
+        readers[name] = (path, lambda path=path, keys=keys: bench_section(path, keys))
     for name, (artefact, read) in readers.items():
         needs_card = not name.startswith("bench_")
         if artefact.is_file() and (card is not None or not needs_card):

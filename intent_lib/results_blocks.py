@@ -57,6 +57,18 @@ def count(value: int) -> str:
     return f"{value:,}"
 
 
+def whole(value: float) -> str:
+    """``1,022`` from ``1021.7``: a rate or a size where decimals would be noise."""
+    return f"{round(value):,}"
+
+
+def ms(value: float) -> str:
+    """Milliseconds as read: ``5.2 ms`` below 10, ``17 ms`` above, ``1.2 s`` from a second."""
+    if value >= 1000:
+        return f"{value / 1000:.1f} s"
+    return f"{value:.1f} ms" if value < 10 else f"{value:.0f} ms"
+
+
 def interval(figure: dict[str, float], digits: int = 3) -> str:
     """``0.723 [0.699, 0.745]`` from ``{"point", "low", "high"}`` (no-break spaces: never wrapped apart)."""
     return f"{num(figure['point'], digits)}\u00a0[{num(figure['low'], digits)},\u00a0{num(figure['high'], digits)}]"
@@ -79,7 +91,7 @@ def duration(seconds: float) -> str:
     return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
-FILTERS = {f.__name__: f for f in (num, signed, pct, count, interval, spread, load, duration)}
+FILTERS = {f.__name__: f for f in (num, signed, pct, count, whole, ms, interval, spread, load, duration)}
 
 
 def provenance(source: dict[str, Any]) -> str:

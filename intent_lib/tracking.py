@@ -37,10 +37,10 @@ TRACKING_ENV = "TRACKING"  # off (or 0, false, no): no run is logged
 URI_ENV = "MLFLOW_TRACKING_URI"
 # Nothing leaves the machine unasked, and a server that does not answer fails fast: MLflow's own defaults are
 # 7 retries with backoff and a 120 s timeout per request, minutes in all. MLflow's own INFO lines and progress
-# bars stay out of the console (the runner logs the run once).
+# bars and its "View run at URL" line with a server store stay out of the console (the runner logs the run once).
 QUIET_ENVIRONMENT = {"MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
                      "MLFLOW_HTTP_REQUEST_TIMEOUT": "5", "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
-                     "MLFLOW_LOGGING_LEVEL": "WARNING"}
+                     "MLFLOW_LOGGING_LEVEL": "WARNING", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 # Where a run's artefacts go inside it; the comparison downloads a baseline's predictions from PREDICTIONS_DIR.
 MODEL_DIR, PREDICTIONS_DIR, REPORTS_ARTIFACTS_DIR = "model", "predictions", "reports"
 # The card's validation figures that metrics.json leaves out: answered share at the unsure threshold, conformal sets.

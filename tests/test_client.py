@@ -18,6 +18,7 @@ import pytest
 
 import posos_client.submit as submit
 from posos_client.server import free_port, local_server
+from intent_lib import results
 from intent_lib.data import DEMO_DIR, load_questions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,3 +263,8 @@ def test_api_benchmark_runs_bounded_against_the_server(server: str, tmp_path: Pa
         assert level["requests"] == 40 and level["errors"] == 0
         assert 0 < level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"] <= level["max_ms"]
     assert result["batch"]["questions"] == 20
+    section = results.bench_section(output, results.BENCHES["bench_api"][1])  # what `make results` quotes
+    card = httpx.get(f"{server}/version").json()
+    assert section["source"]["dataset_sha256"] == card["dataset"]["sha256"]
+    assert section["measurement"]["command"].startswith("python bench/bench_api.py --url")
+    assert section["workers"] >= 1 and section["get"] == result["get"]

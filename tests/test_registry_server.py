@@ -76,7 +76,8 @@ def mlflow_client(url: str):
 
 
 def test_the_run_is_on_record_with_its_metrics_parameters_tags_and_artefacts(server_url: str, trained) -> None:
-    root, run_id, _ = trained
+    root, run_id, stdout = trained
+    assert "View run" not in stdout, "MLflow's own run link stays out of the console (tracking.QUIET_ENVIRONMENT)"
     client = mlflow_client(server_url)
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"

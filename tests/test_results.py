@@ -100,8 +100,8 @@ def test_make_results_distils_a_demo_run_into_every_block(tmp_path: Path, monkey
     assert read_json(root / RESULTS_SNAPSHOT) == committed
     assert results.main(["--allow-demo"]) == 0
     snapshot = read_json(root / RESULTS_SNAPSHOT)
-    assert set(snapshot["sections"]) == {"evaluation", "variability", "data_quality", "relabel", "bench_model",
-                                         "bench_weights", "bench_train"}
+    assert set(snapshot["sections"]) == {"evaluation", "variability", "data_quality", "relabel", "tune",
+                                         *results.BENCHES}
     card = read_json(DEMO_RUN / MODEL_PATH.parent / CARD_FILE)
     metrics = read_json(DEMO_RUN / METRICS_PATH)
     for page in RESULTS_PAGES:

@@ -73,5 +73,4 @@ def test_a_parameter_change_reruns_its_step_and_what_reads_its_outputs(project: 
     assert train(project, "-p", "n_examples=5") == ["03_evaluate"]
     assert train(project, "-p", "n_examples=5", "-p", "model_seed=1") == [
         "02_train", "03_evaluate", "04_variability", "06_data_quality"]
-    assert train(project, "-p", "n_examples=5", "-p", "model_seed=1") == []
-    assert train(project, "-p", "n_examples=5", "-p", "model_seed=1", "--force") == list(TRAIN_NOTEBOOKS)
+    assert train(project, "-p", "n_examples=5", "-p", "model_seed=1") == []  # --force: tests/test_schedule.py

@@ -11,10 +11,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from intent_lib import pipeline
-from intent_lib.paths import EMBEDDING_CACHE_ENV, STAMPS_DIR, TRAIN_NOTEBOOKS
+from intent_lib.paths import EMBEDDING_CACHE_ENV, STAMPS_DIR, STEP_FILES, TRAIN_NOTEBOOKS
 
 REPO = Path(__file__).resolve().parents[1]
 INDEPENDENT = ("03_evaluate", "04_variability", "06_data_quality")  # all read 02's outputs, none another's
@@ -96,3 +97,24 @@ def test_a_failure_lets_the_steps_beside_it_finish_then_is_raised(project: Path,
     assert sorted(ended) == sorted(["01_split", "02_train", "04_variability", "06_data_quality"])
     assert not (project / STAMPS_DIR / "03_evaluate.json").exists()
     assert (project / STAMPS_DIR / "04_variability.json").exists(), "a step that finished keeps its stamp"
+
+
+def write_outputs(root: Path, name: str) -> None:
+    """What step ``name`` writes, as small valid files (the stamps read JSON and .npz by content)."""
+    for path in (root / p for p in STEP_FILES[name][1]):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".npz":
+            np.savez(path, values=np.arange(3))
+        else:
+            path.write_text("{}" if path.suffix == ".json" else name, encoding="utf-8")
+
+
+def test_force_reruns_every_step_that_a_rerun_reuses(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ended = fake_steps(monkeypatch, lambda name, progress_bar: write_outputs(project, name))
+    monkeypatch.setattr(pipeline, "write_index", lambda *args, **kwargs: None)  # it reads a real split's record
+    monkeypatch.setattr(pipeline, "render_html", lambda executed, step, run: step.html.write_text(step.name))
+    pipeline.run_notebooks(project, TRAIN_NOTEBOOKS, {})
+    ended.clear()
+    assert pipeline.run_notebooks(project, TRAIN_NOTEBOOKS, {}).reused and ended == [], "nothing changed: all reused"
+    pipeline.run_notebooks(project, TRAIN_NOTEBOOKS, {}, force=True)
+    assert sorted(ended) == sorted(TRAIN_NOTEBOOKS)
