@@ -11,13 +11,16 @@
     schemas  the request and response bodies besides the answer: a question, BatchRequest, BatchResponse, Health
     openapi  what the OpenAPI document adds to Litestar's: documented errors, BatchRequest's constraints, Retry-After
     errors   the domain errors and how every failure becomes one JSON error shape (every exception handler)
-    batcher  the scheduler: micro-batches of single questions, batches in chunks; disconnect: a client gone
+    batcher  the scheduler: micro-batches of single questions, batches in chunks
+    disconnect  a client gone: the batch it asked for stops at its next chunk
     service  the served model: loaded once, checked against its card, predicting
     answers  the answer to one question (Prediction) and how it is built from the probabilities
     settings every limit the API enforces and the settings read from the environment
     protocol uvicorn's HTTP protocol with the edge limits: head size and read timeouts, refusals as JSON
     security malformed paths and oversized headers refused at the edge; security headers
     logs     private-by-default access log, request ids, text or JSON lines
-    metrics  Prometheus metrics at ``/metrics``; live_metrics what it collects at scrape time
-    static   the web page served at ``/`` and the offline Swagger page
+    metrics  Prometheus metrics at ``/metrics``: requests, answers, the scheduler, the embedding cache
+    live_metrics  what ``/metrics`` builds at scrape time: the version in service, each live process
+
+The web page served at ``/`` and the offline Swagger page are files in ``static/``.
 """

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from api.answers import Prediction
 from api.settings import MAX_BATCH, MAX_QUERY_CHARS, MAX_TOP_K
-from intent_lib.features import EMBEDDINGS
+from intent_lib.encoder import EMBEDDINGS
 
 REQUESTS = Counter("posos_requests_total", "HTTP requests answered, by method, route and status",
                    ["method", "route", "status"])

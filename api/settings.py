@@ -15,7 +15,7 @@ Limits are constants (the OpenAPI document states them); operating settings come
                       balancer stops sending (default 5; then GRACEFUL_SHUTDOWN_SECONDS for requests in flight:
                       35 s in all, so a stop timeout of STOP_TIMEOUT_SECONDS: ``docker run --stop-timeout``)
     EMBEDDING_CACHE_ENTRIES  sentence embeddings one worker keeps in memory, the oldest forgotten first (default
-                      the cache's own, ``intent_lib.features.MEMORY_ENTRIES``: 100,000; what a full cache costs
+                      the cache's own, ``intent_lib.encoder.MEMORY_ENTRIES``: 100,000; what a full cache costs
                       per worker is in docs/api-operations.md). 0 keeps none: every question is encoded
 """
 

@@ -34,7 +34,7 @@ from api.registry import Registry
 from api.service import ModelService
 from api.settings import GRACEFUL_SHUTDOWN_SECONDS, STARTUP_FAILURE, Settings
 from api.versions import sha12
-from intent_lib.features import EMBEDDINGS
+from intent_lib.encoder import EMBEDDINGS
 
 
 class DrainingServer(uvicorn.Server):

@@ -25,7 +25,7 @@ import time
 import httpx
 from bench_api import invocation, local_card, questions, record  # this script's folder is on sys.path
 
-from intent_lib.features import MEMORY_ENTRIES
+from intent_lib.encoder import MEMORY_ENTRIES
 from intent_lib.paths import BENCH_MEMORY_FILE, BENCH_RESULTS_DIR, project_root
 from intent_lib.results import measurement
 from posos_client.server import api_server, free_port

