@@ -8,6 +8,9 @@ PY := $(VENV)/bin/python
 DOCKER ?= docker
 RUNTIME ?= $(shell $(DOCKER) info >/dev/null 2>&1 && echo docker || echo local)
 PYTEST_ARGS ?=
+# Test files run side by side, one pytest worker per core (pytest-xdist; a file's tests stay in one worker, so its
+# fixtures are made once): most tests wait on servers, kernels and subprocesses. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= auto
 LINT_PATHS ?= intent_lib api posos_client bench
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --no-header --annotation-style line -q
 export DATA_ARCHIVE POSOS_PASSPHRASE POSOS_PASSPHRASE_FILE
@@ -71,10 +74,10 @@ lint: layers ## Check the import layers, then repeated code (pylint's duplicate-
 	$(VENV)/bin/pylint $(LINT_PATHS)
 
 check: lint ## Run the lint, then the whole test suite, as CI does (PYTEST_ARGS="-k api" to select)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 check-fast: layers ## Check the import layers, run the tests not marked slow (no notebooks, servers or browsers): under 2 minutes
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 LAB_PORT ?= 8888
 lab: $(VENV)/.installed ## Open the notebooks in JupyterLab on 127.0.0.1:LAB_PORT with the project's kernel (LAB_ARGS for more flags)
