@@ -146,7 +146,7 @@ BENCHES = {  # section: (its file under paths.BENCH_RESULTS_DIR, the figures it 
     "bench_model": (BENCH_MODEL_FILE, MODEL_BENCH),
     "bench_weights": (BENCH_WEIGHTS_FILE, MODEL_BENCH),
     "bench_train": (BENCH_TRAIN_FILE, ("runs",)),
-    "bench_api": (BENCH_API_FILE, ("workers", "server_started_for_run", "get", "batch")),
+    "bench_api": (BENCH_API_FILE, ("workers", "server_started_for_run", "get", "batch", "aims")),
     "bench_load": (BENCH_LOAD_FILE, ("settings", "mixed", "starvation", "hostile")),
     "bench_memory": (BENCH_MEMORY_FILE, ("entries", "workers", "batch_size", "kb_per_entry", "rows", "full")),
     "bench_tuning": (BENCH_TUNING_FILE, ("trials", "objective", "search_folds", "full_folds", "seconds_per_trial",
