@@ -121,7 +121,8 @@ def test_an_unreachable_server_stops_tune_before_any_trial(project: Path) -> Non
     run = subprocess.run([sys.executable, "-m", "intent_lib", "tune", "-p", "n_trials=3"], cwd=project, env=env,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 1 and "secret" not in run.stderr
-    errors = [line for line in run.stderr.splitlines() if "ERROR" in line]
+    # The runner's own lines (a kernel stopped after a failed cell may log a ZMQ error of its own: ipykernel's noise)
+    errors = [line for line in run.stderr.splitlines() if re.match(r"\d\d:\d\d:\d\d ERROR ", line)]
     assert len(errors) == 1 and "TrackingError" in errors[0] and "TRACKING=off" in errors[0], run.stderr
     assert int(re.search(r"failed after (\d+) s", errors[0]).group(1)) <= 10
     assert not (project / TUNING_PATH).exists()
