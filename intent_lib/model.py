@@ -7,7 +7,6 @@ The sentence-embedding block is left out when ``sentence_weight`` is 0 (the enco
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
 
@@ -19,7 +18,6 @@ from sklearn.preprocessing import FunctionTransformer
 from intent_lib.classifier import CalibratedLinearSVC
 from intent_lib.features import MeanWordVectors, SentenceEmbedding, SpacyTokenizer, clean_text, fold_text
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
