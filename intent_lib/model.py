@@ -19,7 +19,6 @@ from intent_lib.classifier import CalibratedLinearSVC
 from intent_lib.features import MeanWordVectors, SentenceEmbedding, SpacyTokenizer, clean_text, fold_text
 
 
-
 @dataclass(frozen=True)
 class ModelParams:
     """The model's hyperparameters; defaults are the measured best hand-set configuration."""
