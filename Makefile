@@ -73,7 +73,7 @@ layers: $(VENV)/.installed ## Check the import layers ARCHITECTURE.md draws (imp
 lint: layers ## Check the import layers, then repeated code (pylint's duplicate-code over LINT_PATHS)
 	$(VENV)/bin/pylint $(LINT_PATHS)
 
-check: lint ## Run the lint, then the whole test suite, as CI does (PYTEST_ARGS="-k api" to select)
+check: lint ## Run the lint, then the whole test suite, as CI does, a worker per core (PYTEST_ARGS="-k api" to select; TEST_WORKERS=0: one process)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 check-fast: layers ## Check the import layers, run the tests not marked slow (no notebooks, servers or browsers): under 2 minutes
