@@ -15,7 +15,7 @@ from intent_lib.data import DEMO_DIR, load_labelled_folder
 from intent_lib.files import read_json
 from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, CARD_FILE, METRICS_PATH, MODEL_PATH,
                               RESULTS_BLOCKS_DIR, RESULTS_PAGES, RESULTS_SNAPSHOT)
-from intent_lib.results_blocks import BlockError, block_names, figures_outside_blocks, render_page
+from intent_lib.results_blocks import BlockError, block_names, figures_outside_blocks, provenance, render_page
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_RUN = REPO / "tests" / "fixtures" / "demo_run"  # what `make train` and `make bench` wrote on the demo data
@@ -132,3 +132,9 @@ def test_a_block_without_its_section_says_what_to_run(tmp_path: Path) -> None:
     text = "<!-- RESULTS:relabel START -->\n<!-- RESULTS:relabel END -->\n"
     with pytest.raises(BlockError, match="no section relabel"):
         render_page(text, {"sections": {}}, REPO / RESULTS_BLOCKS_DIR)
+
+
+def test_a_block_says_when_its_run_had_uncommitted_changes() -> None:
+    source = {"dataset_source": "archive", "dataset_sha256": "a" * 64, "date": "2026-12-07T01:00:00+00:00"}
+    assert "commit bbbbbbbbbb-dirty, 2026-12-07" in provenance(source | {"git_commit": "b" * 40 + "-dirty"})
+    assert "commit bbbbbbbbbb, 2026-12-07" in provenance(source | {"git_commit": "b" * 40})
