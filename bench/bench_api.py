@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import statistics
@@ -33,7 +32,7 @@ from intent_lib.data import DEMO_DIR, load_questions
 from intent_lib.files import read_json
 from intent_lib.paths import (BENCH_API_FILE, BENCH_RESULTS_DIR, MODEL_PATH, TEST_INPUTS, TEST_INPUTS_PATH, card_path,
                               project_root, resolve)
-from intent_lib.results import finished, measurement
+from intent_lib.results import bench_command, measurement, write_bench_record
 from posos_client.server import health, local_server
 
 ROOT = project_root()
@@ -49,27 +48,14 @@ def questions() -> tuple[list[str], str]:
     return texts, ("demo test questions" if source != path else str(path))
 
 
-def served_dataset(card: dict[str, Any]) -> dict[str, str]:
-    """The dataset a served model was trained on, as its card names it: the provenance of a server's figures."""
-    return {"dataset": card["dataset"]["source"], "dataset_sha256": card["dataset"]["sha256"]}
-
-
 def local_card() -> dict[str, Any]:
     """The card of the model at ``MODEL_PATH``, which the servers a bench starts serve."""
     return read_json(card_path(resolve(os.environ.get("MODEL_PATH", str(MODEL_PATH)))))
 
 
-def invocation(argv: list[str] | None) -> str:
-    """The command line of the running bench (``python bench/NAME.py ARGS``), as its record quotes it."""
-    return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *(sys.argv[1:] if argv is None else argv)])
-
-
 def record(started: dict[str, Any], card: dict[str, Any], figures: dict[str, Any], output: Path) -> None:
-    """Write a bench's figures with their measurement (``started`` completed now) and the model's dataset."""
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(figures | served_dataset(card) | {"measurement": finished(started)}, indent=2) + "\n",
-                      encoding="utf-8")
-    print(f"Wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+    """Write a server bench's figures: the dataset is the one the served model was trained on (its card)."""
+    write_bench_record(output, started, card["dataset"]["source"], card["dataset"]["sha256"], figures)
 
 
 def worker_count(client: httpx.Client, url: str) -> int:
@@ -207,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         with nullcontext() if running else local_server(url, client, 180):
             card = client.get(f"{url}/version").json()
             workers = worker_count(client, url)
-            started = measurement(invocation(argv))
+            started = measurement(bench_command(argv))
             print(f"Benchmarking {url} (model {card.get('model_version')}, {source}, {len(texts):,} questions; "
                   f"{os.cpu_count()} CPUs, server {'already running' if running else 'started for the run'})")
             if args.warmup:

@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bench_api import Connection, invocation, local_card, percentile, questions, record  # this folder is on sys.path
+from bench_api import Connection, local_card, percentile, questions, record  # this folder is on sys.path
 
 from api.settings import MAX_BATCH, MAX_QUERY_CHARS
 from intent_lib.paths import BENCH_LOAD_FILE, BENCH_RESULTS_DIR, MODEL_PATH, project_root
-from intent_lib.results import measurement
+from intent_lib.results import bench_command, measurement
 from posos_client.server import ServerError, api_server, free_port
 
 ROOT = project_root()
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     texts, source = questions()
-    card, started = local_card(), measurement(invocation(argv))
+    card, started = local_card(), measurement(bench_command(argv))
     print(f"Load test on loopback ({source}, {len(texts):,} questions; {os.cpu_count()} CPUs; "
           f"model {os.environ.get('MODEL_PATH', str(MODEL_PATH))})")
     with server(args.workers) as port:

@@ -23,11 +23,11 @@ import sys
 import time
 
 import httpx
-from bench_api import invocation, local_card, questions, record  # this script's folder is on sys.path
+from bench_api import local_card, questions, record  # this script's folder is on sys.path
 
 from intent_lib.encoder import MEMORY_ENTRIES
 from intent_lib.paths import BENCH_MEMORY_FILE, BENCH_RESULTS_DIR, project_root
-from intent_lib.results import measurement
+from intent_lib.results import bench_command, measurement
 from posos_client.server import api_server, free_port
 
 RESULTS = project_root() / BENCH_RESULTS_DIR / BENCH_MEMORY_FILE
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     rows = []
-    card, measured = local_card(), measurement(invocation(argv))
+    card, measured = local_card(), measurement(bench_command(argv))
     started = time.monotonic()
     with api_server("127.0.0.1", port, 300, workers=args.workers,
                     env={"EMBEDDING_CACHE_ENTRIES": str(args.entries)}), httpx.Client(timeout=60) as http:

@@ -18,11 +18,9 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import pickle
 import statistics
-import sys
 import time
 from dataclasses import replace
 from typing import Any
@@ -39,7 +37,7 @@ from intent_lib.pipeline import notebook_parameters
 from intent_lib.predictor import Predictor
 from intent_lib.paths import (BENCH_MODEL_FILE, BENCH_RESULTS_DIR, BEST_PARAMS_PATH, DATA_DIR, EMBEDDING_CACHE_DIR,
                               EMBEDDING_CACHE_ENV, NOTEBOOKS_DIR, project_root)
-from intent_lib.results import finished, measurement
+from intent_lib.results import bench_command, measurement, write_bench_record
 from intent_lib.split import stratified_split
 from intent_lib.training import oof_proba, proba_metrics, uncertainty_metrics
 from intent_lib.uncertainty import DEFAULT_ALPHA, DEFAULT_TARGET_ACCURACY, Uncertainty, choose_threshold, conformalize
@@ -113,7 +111,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    started = measurement(" ".join(["python bench/bench_model.py", *sys.argv[1:]]))
+    started = measurement(bench_command())
     root = project_root()
     cache = os.environ.setdefault(EMBEDDING_CACHE_ENV, str(root / EMBEDDING_CACHE_DIR))
     split_defaults = {k: v["default"] for k, v in notebook_parameters(root / NOTEBOOKS_DIR / "01_split.ipynb").items()}
@@ -142,12 +140,9 @@ def main() -> None:
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
     if dataset.is_demo:
         print("NOTE: demo data: these figures say nothing about the real task.")
-    out = root / args.output
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"dataset": dataset.source, "dataset_sha256": dataset.sha256, "params": params_source,
-                               "default_sentence_weight": params.sentence_weight,
-                               "train_rows": len(train), "val_rows": len(val), "folds": args.folds,
-                               "configs": results, "measurement": finished(started)}, indent=2))
+    write_bench_record(root / args.output, started, dataset.source, dataset.sha256, {
+        "params": params_source, "default_sentence_weight": params.sentence_weight, "train_rows": len(train),
+        "val_rows": len(val), "folds": args.folds, "configs": results})
 
 
 if __name__ == "__main__":

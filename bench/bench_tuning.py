@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -39,7 +37,7 @@ from intent_lib.model import ModelParams
 from intent_lib.paths import (BENCH_RESULTS_DIR, BENCH_TUNING_FILE, DATA_DIR, EMBEDDING_CACHE_DIR, EMBEDDING_CACHE_ENV,
                               PROCESSED_DIR, project_root)
 from intent_lib.refit import SplitData
-from intent_lib.results import finished, measurement
+from intent_lib.results import bench_command, measurement, write_bench_record
 from intent_lib.split import Split
 
 
@@ -78,7 +76,7 @@ def main() -> None:
     root = project_root()
     os.environ.setdefault(EMBEDDING_CACHE_ENV, str(root / EMBEDDING_CACHE_DIR))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    measured = measurement(" ".join(["python bench/bench_tuning.py", *sys.argv[1:]]))
+    measured = measurement(bench_command())
     split = Split.read(root / PROCESSED_DIR)
     data = SplitData(split, root)
     study = tuning.open_study(None, "bench", args.objective, split, args.seed, prune=False)
@@ -114,13 +112,9 @@ def main() -> None:
               f"{figures['pairwise']:.0%}, its best is the full recipe's best: {bool(figures['best_is_full_best'])} "
               f"(short by {figures['shortfall']:.4f})")
     _, dataset = locate_dataset(root / DATA_DIR)
-    output = root / BENCH_RESULTS_DIR / BENCH_TUNING_FILE
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({
-        "dataset": dataset.source, "dataset_sha256": dataset.sha256, "trials": len(table), "objective": args.objective,
-        "search_folds": tuning.SEARCH_FOLDS, "full_folds": full_folds, "seconds_per_trial": per_trial,
-        "agreement": agreements, "measurement": finished(measured)}, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {output}")
+    write_bench_record(root / BENCH_RESULTS_DIR / BENCH_TUNING_FILE, measured, dataset.source, dataset.sha256, {
+        "trials": len(table), "objective": args.objective, "search_folds": tuning.SEARCH_FOLDS,
+        "full_folds": full_folds, "seconds_per_trial": per_trial, "agreement": agreements})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ committed figures; figures of the demo data are refused unless ``--allow-demo``.
 ``paths.RESULTS_PAGES`` is rendered again from the snapshot (``results_blocks``); ``--render-only`` skips the
 distilling, ``--check`` only says which blocks differ.
 
-``measurement`` and ``finished`` are what a benchmark records beside its timings (command, commit, date, load).
+``measurement`` and ``finished`` are what a benchmark records beside its timings (command, commit, date, load);
+``write_bench_record`` writes them with its figures.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def machine_load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+def bench_command(argv: list[str] | None = None) -> str:
+    """The running bench script's command line (``python bench/NAME.py ARGS``), as its record quotes it."""
+    return " ".join(["python", f"bench/{Path(sys.argv[0]).name}", *(sys.argv[1:] if argv is None else argv)])
+
+
 def measurement(command: str) -> dict[str, Any]:
     """What a timed figure carries, taken when the measurement starts: its command, the commit, when, the cores and
     the machine's load."""
@@ -58,6 +64,15 @@ def finished(started: dict[str, Any]) -> dict[str, Any]:
     """``measurement``'s record completed at the end: the load then and the seconds it took."""
     record = {k: v for k, v in started.items() if k != "started"}
     return record | {"load_at_end": machine_load(), "seconds": round(time.perf_counter() - started["started"], 1)}
+
+
+def write_bench_record(output: Path, started: dict[str, Any], dataset_source: str, dataset_sha256: str,
+                       figures: dict[str, Any]) -> None:
+    """A bench's figures as ``make results`` reads them (``bench_section``): with the dataset measured and
+    ``started``'s measurement, completed now."""
+    write_json(figures | {"dataset": dataset_source, "dataset_sha256": dataset_sha256,
+                          "measurement": finished(started)}, output)
+    print(f"wrote {output}")
 
 
 def _pick(source: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
